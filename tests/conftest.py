@@ -1,0 +1,23 @@
+"""Test set-up shared by every suite: load the collection under its FQCN.
+
+The repository root is the collection; `make collection-link` exposes it as
+.collections/ansible_collections/threshold_kms/mpc_party. ansible's own collection loader
+(the one ansible-test uses) then resolves `ansible_collections.threshold_kms.mpc_party...`
+and the dependencies shipped in the `ansible` package.
+"""
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LINK = os.path.join(ROOT, ".collections", "ansible_collections", "threshold_kms", "mpc_party")
+
+if not os.path.islink(LINK):
+    os.makedirs(os.path.dirname(LINK), exist_ok=True)
+    os.symlink("../../..", LINK)
+
+from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder  # noqa: E402
+
+_AnsibleCollectionFinder(paths=[os.path.join(ROOT, ".collections")])._install()
+
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)  # tests.support.* (stand-ins) importable
