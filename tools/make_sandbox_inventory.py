@@ -40,7 +40,7 @@ def network_yaml(name, t, aws_port):
             f"      client_port: {50100 + i}",
             f"      metrics_port: {9646 + i}",
             f"      public_bucket: {bucket}",
-            f"      public_vault_url: http://127.0.0.1:{aws_port}/{bucket}",
+            f"      public_vault_url: https://127.0.0.1:{aws_port}/{bucket}",
             "      privatelink_service_name: \"\"",
             "      ca_certificate:",
             "        source: none",
@@ -63,7 +63,7 @@ ansible_connection: local
 ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
 mpc_sandbox: true
 mpc_aws_region: eu-west-1
-mpc_aws_endpoint_url: "http://127.0.0.1:{{{{ lookup('ansible.builtin.env', 'SANDBOX_AWS_PORT', default='4566') }}}}"
+mpc_aws_endpoint_url: "https://127.0.0.1:{{{{ lookup('ansible.builtin.env', 'SANDBOX_AWS_PORT', default='4566') }}}}"
 mpc_kube_api_server: "http://127.0.0.1:{{{{ lookup('ansible.builtin.env', 'SANDBOX_KUBE_BASE_PORT', default='6440') | int + mpc_party_id | int }}}}"
 mpc_kubeconfig: "{{{{ lookup('ansible.builtin.env', 'SANDBOX_DIR', default=playbook_dir ~ '/../.sandbox') }}}}/kubeconfig/{{{{ inventory_hostname }}}}.yaml"
 mpc_cluster_name: "kms-{name}-p{{{{ mpc_party_id }}}}"

@@ -1,0 +1,295 @@
+# -*- coding: utf-8 -*-
+# Copyright: threshold_kms.mpc_party contributors
+# Apache License 2.0 (see LICENSE)
+"""PRSS initialisation logic: the vault check and the epoch orchestration.
+
+Pure Python (boto3 callables and grpc channels are passed in), used by the modules
+prss_validate and prss_epoch and called directly by the unit tests.
+
+Vault layout written by the KMS server (release 0.15):
+``<PRIV prefix>/EpochData/<epoch_id>`` and ``<PRIV prefix>/Context/<context_id>``;
+an empty prefix gives keys starting with "/".
+"""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+try:
+    from botocore.exceptions import ClientError
+except ImportError:  # pragma: no cover - the modules report missing boto3
+    ClientError = None
+
+try:
+    import grpc
+except ImportError:  # pragma: no cover
+    grpc = None
+
+from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import kms_proto as P
+from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import kms_grpc as G
+
+VAULT_STATES = ("present", "missing", "empty", "access_denied")
+_DENIED = ("403", "AccessDenied", "Forbidden", "AllAccessDisabled")
+_MISSING = ("404", "NoSuchKey", "NotFound", "NoSuchBucket")
+
+
+def check_ids(**ids):
+    """Raise KmsInputError naming the first field that is not a 64-hex RequestId."""
+    for field, value in sorted(ids.items()):
+        if not P.is_request_id(value):
+            raise G.KmsInputError("%s: must be 64 lower-case hex characters without 0x (a RequestId), got %r"
+                                  % (field, value))
+
+
+def vault_key(prefix, folder, ident):
+    return "%s/%s/%s" % (prefix or "", folder, ident)
+
+
+def _error_code(exc):
+    err = exc.response.get("Error", {}) if hasattr(exc, "response") else {}
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") if hasattr(exc, "response") else None
+    return str(err.get("Code", "")), status, err.get("Message", "")
+
+
+def check_object(head_object, head_bucket, bucket, key):
+    """State of one vault object: present | empty | missing | access_denied, with metadata.
+
+    head_object / head_bucket: boto3 S3 client methods (the module passes retrying ones).
+    Other errors (network, throttling after retries) propagate.
+    """
+    info = {"key": key, "state": None, "size": None, "last_modified": None, "etag": None,
+            "version_id": None, "bucket_exists": True, "error": ""}
+    try:
+        resp = head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        code, status, message = _error_code(exc)
+        if code in _DENIED or status == 403:
+            info["state"] = "access_denied"
+            info["error"] = "s3:GetObject on s3://%s/%s denied (%s)" % (bucket, key, message or code)
+            return info
+        if code in _MISSING or status == 404:
+            info["state"] = "missing"
+            try:
+                head_bucket(Bucket=bucket)
+            except ClientError as bexc:
+                bcode, bstatus, _ = _error_code(bexc)
+                if bcode in _MISSING or bstatus == 404:
+                    info["bucket_exists"] = False
+                    info["error"] = "bucket %s does not exist" % bucket
+                elif bcode in _DENIED or bstatus == 403:
+                    info["bucket_exists"] = None
+            return info
+        raise
+    size = int(resp.get("ContentLength", 0))
+    modified = resp.get("LastModified")
+    info.update(state="present" if size > 0 else "empty", size=size,
+                last_modified=modified.isoformat() if hasattr(modified, "isoformat") else modified,
+                etag=(resp.get("ETag") or "").strip('"') or None, version_id=resp.get("VersionId"))
+    if size == 0:
+        info["error"] = "s3://%s/%s exists but is empty" % (bucket, key)
+    return info
+
+
+def validate_vault(head_object, head_bucket, bucket, prefix, epoch_id, context_id, check_context=True):
+    """Whether this party's PRSS epoch is in its private vault.
+
+    Returns {initialized, state, objects: {epoch_data, context}, bucket, prefix}; state is
+    access_denied if any object is denied, present if all are present, empty if any is
+    empty, missing otherwise.
+    """
+    objects = {"epoch_data": check_object(head_object, head_bucket, bucket, vault_key(prefix, "EpochData", epoch_id))}
+    if check_context:
+        objects["context"] = check_object(head_object, head_bucket, bucket, vault_key(prefix, "Context", context_id))
+    states = [o["state"] for o in objects.values()]
+    if "access_denied" in states:
+        state = "access_denied"
+    elif all(s == "present" for s in states):
+        state = "present"
+    elif "empty" in states:
+        state = "empty"
+    else:
+        state = "missing"
+    return {"initialized": state == "present", "state": state, "objects": objects,
+            "bucket": bucket, "prefix": prefix, "epoch_id": epoch_id, "context_id": context_id}
+
+
+# --------------------------------------------------------------------------- epochs over gRPC
+
+class EpochClient(object):
+    """Keeps one channel per endpoint open, so NewMpcEpoch can go to all parties at once."""
+
+    def __init__(self, endpoints, timeout, tls=None):
+        self.endpoints = endpoints
+        self.timeout = float(timeout)
+        self.tls = tls
+        self.channels = [G.open_channel(ep["address"], tls) for ep in endpoints]
+        self.pool = ThreadPoolExecutor(max_workers=max(1, min(32, len(endpoints))), thread_name_prefix="kms-epoch")
+
+    def close(self):
+        self.pool.shutdown(wait=True)
+        for channel, _ in self.channels:
+            channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _each(self, fn):
+        return list(self.pool.map(lambda i: fn(self.endpoints[i], self.channels[i][0], self.channels[i][1]),
+                                  range(len(self.endpoints))))
+
+    def status(self, epoch_id):
+        """GetEpochResult on every endpoint: [{party_id, endpoint, state, error}].
+
+        state: done (OK) | running (UNAVAILABLE from the node) | not_found | failed (INTERNAL /
+        ABORTED from the node) | unreachable (no connection) | error (anything else).
+        """
+        def one(ep, channel, states):
+            item = {"party_id": ep["party_id"], "endpoint": ep["address"], "state": None, "error": "", "code": "OK"}
+            try:
+                G.call(channel, P.METHOD_GET_EPOCH_RESULT, P.messages.RequestId(request_id=epoch_id), self.timeout)
+                item["state"] = "done"
+                return item
+            except grpc.RpcError as exc:
+                code = exc.code()
+                item["code"] = code.name
+                from_node = G.from_server(exc)
+                if code == grpc.StatusCode.UNAVAILABLE and from_node:
+                    item["state"], item["error"] = "running", exc.details() or ""
+                elif code == grpc.StatusCode.NOT_FOUND and from_node:
+                    item["state"], item["error"] = "not_found", exc.details() or ""
+                elif code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.ABORTED) and from_node:
+                    item["state"], item["error"] = "failed", exc.details() or ""
+                elif not from_node:
+                    item["state"] = "unreachable"
+                    item["error"] = G.diagnose(exc, ep, self.tls, states, self.timeout)[1]
+                else:
+                    item["state"] = "error"
+                    item["error"] = G.diagnose(exc, ep, self.tls, states, self.timeout)[1]
+                return item
+        return self._each(one)
+
+    def start(self, context_id, epoch_id, signing_schemes, only=None):
+        """NewMpcEpoch on every endpoint (or the indexes in ``only``) at about the same time.
+
+        Returns [{party_id, endpoint, result, error}], result: started | already_exists |
+        skipped | error. The channels are already connected by a previous status() call, so
+        the requests leave within milliseconds of each other.
+        """
+        request = P.messages.NewMpcEpochRequest(signing_schemes=[P.SIGNING_SCHEMES[s] for s in signing_schemes])
+        request.context_id.request_id = context_id
+        request.epoch_id.request_id = epoch_id
+        wanted = set(range(len(self.endpoints))) if only is None else set(only)
+
+        def one(i):
+            ep, (channel, states) = self.endpoints[i], self.channels[i]
+            item = {"party_id": ep["party_id"], "endpoint": ep["address"], "result": "skipped", "error": "",
+                    "sent_at": None}
+            if i not in wanted:
+                return item
+            item["sent_at"] = time.time()
+            try:
+                G.call(channel, P.METHOD_NEW_MPC_EPOCH, request, self.timeout)
+                item["result"] = "started"
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.ALREADY_EXISTS:
+                    item["result"], item["error"] = "already_exists", exc.details() or ""
+                else:
+                    item["result"] = "error"
+                    item["error"] = G.diagnose(exc, ep, self.tls, states, self.timeout)[1]
+            return item
+        return list(self.pool.map(one, range(len(self.endpoints))))
+
+
+def run_epoch(endpoints, context_id, epoch_id, signing_schemes=("ECDSA256K1",), start=True, wait=True,
+              wait_timeout=1200.0, poll_interval=1.0, timeout=10.0, tls=None, check_mode=False,
+              require_all_reachable=True, sleep=time.sleep):
+    """Start (if needed) and optionally wait for a PRSS epoch on every endpoint.
+
+    1. GetEpochResult everywhere: who is done, running, not asked yet, unreachable.
+    2. Unless check_mode or start=False: NewMpcEpoch to every party that does not know the
+       epoch yet, all at once (ALREADY_EXISTS counts as done). With require_all_reachable,
+       nothing is sent while any party is unreachable (a partial start only leaves the others
+       waiting).
+    3. If wait: poll GetEpochResult every poll_interval until all are done, one has failed,
+       or wait_timeout passes.
+
+    Returns a dict with changed, done, parties, started, already_exists, polls, elapsed and,
+    when the run cannot succeed, ``error``.
+    """
+    check_ids(context_id=context_id, epoch_id=epoch_id)
+    unknown = [s for s in signing_schemes if s not in P.SIGNING_SCHEMES]
+    if unknown:
+        raise G.KmsInputError("signing_schemes: unknown %s (known: %s)" % (unknown, ", ".join(P.SIGNING_SCHEMES)))
+    began = time.monotonic()
+    out = {"changed": False, "done": False, "started": [], "already_exists": [], "would_start": [],
+           "polls": 0, "elapsed": 0.0, "error": "", "context_id": context_id, "epoch_id": epoch_id}
+    with EpochClient(endpoints, timeout, tls) as client:
+        before = client.status(epoch_id)
+        out["polls"] = 1
+        parties = [{"party_id": b["party_id"], "endpoint": b["endpoint"], "before": b["state"],
+                    "start": "skipped", "state": b["state"], "error": b["error"]} for b in before]
+        out["parties"] = parties
+        to_start = [i for i, b in enumerate(before) if b["state"] == "not_found"]
+        unreachable = [b for b in before if b["state"] in ("unreachable", "error")]
+        out["would_start"] = [G.label(endpoints[i]) for i in to_start]
+        if start and to_start:
+            if check_mode:
+                out["changed"] = True
+            elif unreachable and require_all_reachable:
+                out["error"] = ("not starting epoch %s: %d of %d parties unreachable: %s" % (
+                    epoch_id, len(unreachable), len(before),
+                    "; ".join("%s: %s" % (b["endpoint"], b["error"]) for b in unreachable)))
+            else:
+                for i, item in enumerate(client.start(context_id, epoch_id, signing_schemes, only=to_start)):
+                    parties[i]["start"] = item["result"]
+                    if item["result"] == "started":
+                        out["started"].append(G.label(endpoints[i]))
+                        parties[i]["state"] = "running"
+                    elif item["result"] == "already_exists":
+                        out["already_exists"].append(G.label(endpoints[i]))
+                        parties[i]["state"] = "running"
+                    elif item["result"] == "error":
+                        parties[i]["state"], parties[i]["error"] = "error", item["error"]
+                out["changed"] = bool(out["started"])
+        if not out["error"] and wait and not check_mode:
+            deadline = began + float(wait_timeout)
+            current = before
+            while True:
+                if all(p["state"] == "done" for p in parties):
+                    break
+                if any(p["state"] == "failed" for p in parties):
+                    break
+                if time.monotonic() >= deadline:
+                    break
+                sleep(max(0.0, min(float(poll_interval), deadline - time.monotonic())))
+                current = client.status(epoch_id)
+                out["polls"] += 1
+                for party, now in zip(parties, current):
+                    party["state"], party["error"] = now["state"], now["error"]
+        out["done"] = all(p["state"] == "done" for p in parties)
+        failed = [p for p in parties if p["state"] == "failed"]
+        if not out["error"] and failed:
+            out["error"] = "epoch %s failed on %s" % (epoch_id, "; ".join(
+                "%s: %s" % (p["endpoint"], p["error"]) for p in failed))
+        elif not out["error"] and wait and not check_mode and not out["done"]:
+            out["error"] = "epoch %s not done on every party after %.0fs: %s" % (
+                epoch_id, float(wait_timeout), "; ".join(
+                    "%s: %s%s" % (p["endpoint"], p["state"], (" (%s)" % p["error"]) if p["error"] else "")
+                    for p in parties if p["state"] != "done"))
+    out["done_count"] = sum(1 for p in parties if p["state"] == "done")
+    out["elapsed"] = round(time.monotonic() - began, 3)
+    return out
+
+
+def cross_check(endpoint, epoch_id, timeout, tls=None):
+    """GetEpochResult on one endpoint: {endpoint, state, error} (see EpochClient.status)."""
+    eps = G.normalize_endpoints([endpoint], field="cross_check_endpoint")
+    with EpochClient(eps, timeout, tls) as client:
+        item = client.status(epoch_id)[0]
+    item.pop("party_id", None)
+    return item

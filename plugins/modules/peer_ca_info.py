@@ -1,0 +1,220 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: threshold_kms.mpc_party contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: peer_ca_info
+short_description: Fetch a party's published CA certificate and check it
+version_added: 0.1.0
+description:
+  - Reads the CA certificate a party publishes in its public vault, under
+    C(<public_vault_url>/PUB-p<party_id>/CACert/<object_name>), or takes it from O(pem).
+  - Checks it is exactly one PEM certificate (no private key), that its subject CN equals the
+    party's C(mpc_identity) (O(expected_cn)), and that it is valid now with at least
+    O(min_days_valid) days left. Fails naming the party and the broken rule.
+  - When the named object does not exist and O(discover=true), lists the C(CACert/) folder
+    (S3 ListObjectsV2, anonymous) and uses its only object, which is where the KMS server
+    writes the CA it generates (under its signing key's request id).
+  - Read only; runs the same in check mode.
+options:
+  party_id:
+    description: The party whose CA this is (used in the object key and in messages).
+    type: int
+    required: true
+  expected_cn:
+    description: The party's C(mpc_identity); the certificate's subject CN must equal it.
+    type: str
+    required: true
+  public_vault_url:
+    description: Base URL of the party's public vault (its C(public_vault_url) in the network definition).
+    type: str
+  object_name:
+    description: Object name under C(PUB-p<party_id>/CACert/). Every party of a network uses the same one.
+    type: str
+    default: ca.pem
+  prefix:
+    description: The party's public vault prefix, when it is not the convention C(PUB-p<party_id>).
+    type: str
+  discover:
+    description: When the named object is missing, list the folder and use its single object.
+    type: bool
+    default: true
+  pem:
+    description: The certificate itself, instead of fetching it (a network entry's C(ca_certificate.pem)).
+    type: str
+  min_days_valid:
+    description: Fail when the certificate expires in fewer days than this.
+    type: int
+    default: 0
+  timeout:
+    description: HTTP timeout in seconds.
+    type: int
+    default: 15
+  validate_certs:
+    description: Verify the TLS certificate of an C(https) vault URL.
+    type: bool
+    default: true
+requirements:
+  - cryptography (an ansible-core dependency)
+author:
+  - threshold_kms.mpc_party contributors
+"""
+
+EXAMPLES = r"""
+- name: Fetch and check party 2's CA
+  threshold_kms.mpc_party.peer_ca_info:
+    party_id: 2
+    expected_cn: party2.mainnet.kms.example
+    public_vault_url: https://kms-mainnet-p2-public.s3.eu-west-1.amazonaws.com
+    min_days_valid: 14
+  register: __privatelink_peer_ca
+
+- name: Check a CA given inline in the network definition
+  threshold_kms.mpc_party.peer_ca_info:
+    party_id: 3
+    expected_cn: party3.mainnet.kms.example
+    pem: "{{ lookup('ansible.builtin.file', 'files/party3-ca.pem') }}"
+"""
+
+RETURN = r"""
+pem:
+  description: The certificate, re-encoded as PEM.
+  returned: success
+  type: str
+url:
+  description: Where the certificate was read (V(null) when given with O(pem)).
+  returned: success
+  type: str
+subject_cn:
+  description: Subject common name (equals O(expected_cn), ignoring case).
+  returned: success
+  type: str
+subject:
+  description: Full subject (RFC 4514).
+  returned: success
+  type: str
+issuer:
+  description: Issuer (RFC 4514).
+  returned: success
+  type: str
+not_before:
+  description: Start of validity (ISO 8601, UTC).
+  returned: success
+  type: str
+not_after:
+  description: End of validity (ISO 8601, UTC).
+  returned: success
+  type: str
+days_left:
+  description: Whole days until the end of validity.
+  returned: success
+  type: int
+is_ca:
+  description: The basicConstraints CA flag (V(null) when the extension is absent).
+  returned: success
+  type: bool
+fingerprint_sha256:
+  description: SHA-256 fingerprint of the DER certificate, hex.
+  returned: success
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import missing_required_lib
+from ansible.module_utils.six.moves.urllib.error import HTTPError
+from ansible.module_utils.six.moves.urllib.error import URLError
+from ansible.module_utils.urls import open_url
+
+from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import peer_ca
+
+
+def _get(module, url):
+    """(status, body) of a GET; body None on 403/404 (S3 answers 403 for a missing object when
+    the reader may not list the bucket, so both mean "not readable here")."""
+    try:
+        response = open_url(url, method="GET", timeout=module.params["timeout"],
+                            validate_certs=module.params["validate_certs"])
+        return response.getcode(), response.read()
+    except HTTPError as e:
+        if e.code in (403, 404):
+            return e.code, None
+        raise peer_ca.PeerCaError("GET %s: HTTP %s %s" % (url, e.code, e.reason))
+    except (URLError, OSError) as e:
+        raise peer_ca.PeerCaError("GET %s: %s" % (url, getattr(e, "reason", e)))
+
+
+def fetch(module):
+    """(url, body) of the party's CA: the named object, else the folder's only object."""
+    p = module.params
+    base = p["public_vault_url"].rstrip("/")
+    url = peer_ca.ca_url(base, p["party_id"], p["object_name"], p["prefix"])
+    status, body = _get(module, url)
+    if body is not None:
+        return url, body
+    why = "HTTP %d%s" % (status, " (missing, or the bucket does not allow public reads)" if status == 403 else "")
+    if not p["discover"]:
+        raise peer_ca.PeerCaError("no CA certificate at %s, %s: the party has not published it" % (url, why))
+    folder = peer_ca.ca_folder(p["party_id"], p["prefix"])
+    list_status, listing = _get(module, peer_ca.list_url(base, p["party_id"], p["prefix"]))
+    keys = [k for k in peer_ca.keys_from_listing(listing) if not k.endswith("/")] if listing is not None else []
+    if len(keys) != 1:
+        if listing is None:
+            found = "cannot be listed (HTTP %d)" % list_status
+        elif keys:
+            found = "holds %d objects (%s)" % (len(keys), ", ".join(keys))
+        else:
+            found = "is empty"
+        raise peer_ca.PeerCaError("no CA certificate at %s, %s, and the folder %s %s: the party has not "
+                                  "published its CA (or publishes it under another object_name)"
+                                  % (url, why, folder, found))
+    url = "%s/%s" % (base, keys[0])
+    status, body = _get(module, url)
+    if body is None:
+        raise peer_ca.PeerCaError("GET %s: HTTP %d although the folder lists it (the bucket does not allow "
+                                  "public reads?)" % (url, status))
+    return url, body
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            party_id=dict(type="int", required=True),
+            expected_cn=dict(type="str", required=True),
+            public_vault_url=dict(type="str"),
+            object_name=dict(type="str", default=peer_ca.DEFAULT_OBJECT_NAME),
+            prefix=dict(type="str"),
+            discover=dict(type="bool", default=True),
+            pem=dict(type="str"),
+            min_days_valid=dict(type="int", default=0),
+            timeout=dict(type="int", default=15),
+            validate_certs=dict(type="bool", default=True),
+        ),
+        required_one_of=[["public_vault_url", "pem"]],
+        mutually_exclusive=[["public_vault_url", "pem"]],
+        supports_check_mode=True,
+    )
+    if not peer_ca.HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib("cryptography"), exception=str(peer_ca.CRYPTOGRAPHY_IMPORT_ERROR))
+
+    party = module.params["party_id"]
+    url = None
+    try:
+        if module.params["pem"] is not None:
+            body = module.params["pem"]
+        else:
+            url, body = fetch(module)
+        info = peer_ca.check_ca(body, module.params["expected_cn"], min_days_valid=module.params["min_days_valid"])
+    except peer_ca.PeerCaError as e:
+        module.fail_json(msg="party %s CA certificate%s: %s" % (party, " (%s)" % url if url else "", e),
+                         party_id=party, url=url)
+    module.exit_json(changed=False, url=url, **info)
+
+
+if __name__ == "__main__":
+    main()

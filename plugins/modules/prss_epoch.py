@@ -1,0 +1,234 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: threshold_kms.mpc_party contributors
+# Apache License 2.0 (see LICENSE)
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: prss_epoch
+short_description: Start a PRSS epoch on every KMS party at once and wait for its result
+version_added: 0.1.0
+description:
+  - Does what C(kms-init) does, idempotently. First asks every party for the epoch's result
+    (C(GetEpochResult)); then sends C(NewMpcEpoch) to every party that does not know the epoch
+    yet, all at the same time over connections opened beforehand; C(ALREADY_EXISTS) counts as
+    done (the upstream tool panics on it). Then, if O(wait), polls C(GetEpochResult) every
+    O(poll_interval) seconds until every party answers OK, one reports a failure, or
+    O(wait_timeout) passes.
+  - While any party is unreachable nothing is sent (a partial start only leaves the others
+    waiting), unless O(require_all_reachable=false).
+  - With O(start=false) the module only reports the epoch state of every party (read-only);
+    the prss_init role uses that in an C(until) loop to show progress.
+  - In check mode no C(NewMpcEpoch) is sent; the result says which parties would be started
+    and C(changed) is true if any would.
+author:
+  - threshold_kms.mpc_party maintainers
+options:
+  endpoints:
+    description:
+      - Client gRPC endpoints of B(all) parties, as for M(threshold_kms.mpc_party.kms_health)
+        (C(host:port), C(http://host:port) or dicts with C(party_id) and C(address)).
+    type: list
+    elements: raw
+    required: true
+  context_id:
+    description: MPC context id, 64 lower-case hex characters.
+    type: str
+    default: "0700000000000000000000000000000000000000000000000000000000000001"
+  epoch_id:
+    description: Epoch id, 64 lower-case hex characters.
+    type: str
+    default: "0800000000000000000000000000000000000000000000000000000000000001"
+  signing_schemes:
+    description: Signing schemes of the epoch.
+    type: list
+    elements: str
+    choices: [ECDSA256K1]
+    default: [ECDSA256K1]
+  start:
+    description: Send C(NewMpcEpoch) to the parties that do not know the epoch yet.
+    type: bool
+    default: true
+  wait:
+    description: Wait until every party reports the epoch done.
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait for the result (upstream runs C(kms-init) under C(timeout 1200)).
+    type: float
+    default: 1200
+  poll_interval:
+    description: Seconds between two rounds of C(GetEpochResult).
+    type: float
+    default: 1.0
+  require_all_reachable:
+    description: Send nothing while any party is unreachable.
+    type: bool
+    default: true
+  timeout:
+    description: Seconds allowed for each gRPC call.
+    type: float
+    default: 5.0
+  tls:
+    description: Use TLS towards the endpoints (the KMS client port itself is plaintext).
+    type: bool
+    default: false
+  ca_cert:
+    description: PEM file with the CA certificates to trust.
+    type: path
+  client_cert:
+    description: PEM client certificate for mutual TLS (with O(client_key)).
+    type: path
+  client_key:
+    description: PEM private key of O(client_cert).
+    type: path
+  tls_server_name:
+    description: Name expected in the server certificate when it differs from the host.
+    type: str
+notes:
+  - Member of the C(threshold_kms.mpc_party.kms) action group (shared O(timeout) / TLS defaults).
+requirements:
+  - grpcio
+  - protobuf
+seealso:
+  - module: threshold_kms.mpc_party.prss_validate
+  - module: threshold_kms.mpc_party.kms_health
+"""
+
+EXAMPLES = r"""
+- name: Initialise PRSS on all four parties and wait up to 20 minutes
+  threshold_kms.mpc_party.prss_epoch:
+    endpoints:
+      - {party_id: 1, address: "kms-p1.internal:50100"}
+      - {party_id: 2, address: "kms-p2.internal:50100"}
+      - {party_id: 3, address: "kms-p3.internal:50100"}
+      - {party_id: 4, address: "kms-p4.internal:50100"}
+    wait_timeout: 1200
+
+- name: Start without waiting, then poll with progress lines
+  threshold_kms.mpc_party.prss_epoch:
+    endpoints: "{{ kms_endpoints }}"
+    wait: false
+- name: Wait for the epoch on every party
+  threshold_kms.mpc_party.prss_epoch:
+    endpoints: "{{ kms_endpoints }}"
+    start: false
+    wait: false
+  register: epoch
+  until: epoch is failed or epoch.done
+  retries: 600
+  delay: 2
+"""
+
+RETURN = r"""
+done:
+  description: Every party answered C(GetEpochResult) with OK.
+  returned: always
+  type: bool
+done_count:
+  description: Parties for which the epoch is done.
+  returned: always
+  type: int
+started:
+  description: Parties that accepted C(NewMpcEpoch) in this run.
+  returned: always
+  type: list
+  elements: str
+  sample: ["party 1 (127.0.0.1:50101)"]
+already_exists:
+  description: Parties that answered C(ALREADY_EXISTS) (counted as done starting).
+  returned: always
+  type: list
+  elements: str
+would_start:
+  description: Parties that did not know the epoch before this run.
+  returned: always
+  type: list
+  elements: str
+parties:
+  description:
+    - Per party - C(before) and final C(state) (done, running, not_found, failed, unreachable,
+      error), C(start) (started, already_exists, skipped, error) and C(error).
+  returned: always
+  type: list
+  elements: dict
+polls:
+  description: Rounds of C(GetEpochResult) made.
+  returned: always
+  type: int
+elapsed:
+  description: Seconds the module ran.
+  returned: always
+  type: float
+context_id:
+  description: The context id used.
+  returned: always
+  type: str
+epoch_id:
+  description: The epoch id used.
+  returned: always
+  type: str
+check_mode:
+  description:
+    - The module ran in check mode (nothing was sent). Lets roles tell check mode apart even
+      when it was set with the C(check_mode) keyword, which C(ansible_check_mode) does not reflect.
+  returned: always
+  type: bool
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import kms_grpc as G
+from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import kms_proto as P
+from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import prss
+
+
+def main():
+    argument_spec = dict(
+        endpoints=dict(type="list", elements="raw", required=True),
+        context_id=dict(type="str", default=P.DEFAULT_CONTEXT_ID),
+        epoch_id=dict(type="str", default=P.DEFAULT_EPOCH_ID),
+        signing_schemes=dict(type="list", elements="str", choices=sorted(P.SIGNING_SCHEMES),
+                             default=["ECDSA256K1"]),
+        start=dict(type="bool", default=True),
+        wait=dict(type="bool", default=True),
+        wait_timeout=dict(type="float", default=1200.0),
+        poll_interval=dict(type="float", default=1.0),
+        require_all_reachable=dict(type="bool", default=True),
+    )
+    argument_spec.update(G.CONNECTION_ARGUMENT_SPEC)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if not G.HAS_GRPC:
+        module.fail_json(msg=missing_required_lib("grpcio"), exception=str(G.GRPC_IMPORT_ERROR))
+    if not P.HAS_PROTOBUF:
+        module.fail_json(msg=missing_required_lib("protobuf"), exception=str(P.PROTOBUF_IMPORT_ERROR))
+    p = module.params
+    try:
+        for field in ("timeout", "poll_interval", "wait_timeout"):
+            if p[field] <= 0:
+                raise G.KmsInputError("%s: must be > 0 seconds, got %s" % (field, p[field]))
+        if not p["signing_schemes"]:
+            raise G.KmsInputError("signing_schemes: must not be empty")
+        prss.check_ids(context_id=p["context_id"], epoch_id=p["epoch_id"])
+        endpoints = G.normalize_endpoints(p["endpoints"])
+        tls = G.TlsSettings.from_params(p)
+    except G.KmsInputError as exc:
+        module.fail_json(msg=str(exc))
+
+    result = prss.run_epoch(
+        endpoints, p["context_id"], p["epoch_id"], signing_schemes=p["signing_schemes"],
+        start=p["start"], wait=p["wait"], wait_timeout=p["wait_timeout"], poll_interval=p["poll_interval"],
+        timeout=p["timeout"], tls=tls, check_mode=module.check_mode,
+        require_all_reachable=p["require_all_reachable"])
+    result["check_mode"] = module.check_mode
+    error = result.pop("error")
+    if error:
+        module.fail_json(msg=error, **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

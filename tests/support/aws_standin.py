@@ -1,0 +1,72 @@
+"""The AWS stand-in: moto in server mode, extended where it falls short for this project.
+
+    python -m tests.support.aws_standin -H 127.0.0.1 -p 4566 -c server.pem -k server-key.pem
+
+moto 5.2 evaluates bucket policies without their Condition blocks (moto/iam/access_control.py:
+"TODO add support for the Resource and Condition parts"), so the vault buckets' TLS-only
+statement - Deny s3:* when aws:SecureTransport is false - denies every object request, even
+over HTTPS. This server speaks HTTPS only (`tools/sandbox` always passes a certificate), so
+every request it receives is secure and that condition is false for all of them: the
+extension evaluates exactly that one condition and leaves every other statement to moto.
+
+moto 5.2 also gives every EKS cluster of the process the same OIDC issuer (one random id drawn
+at import), whereas EKS gives each cluster its own. Parties sharing one stand-in account would
+then share one IAM OIDC provider and fight over it; the extension gives each cluster the
+issuer id EKS would (32 upper-case hex), derived from the cluster ARN so it is stable.
+
+Nothing in boto3 or in the clients is patched; the changes live in the server process.
+"""
+import hashlib
+import json
+import sys
+
+from moto.iam.access_control import IAMPolicy, PermissionResult
+from moto.s3.models import FakeBucket
+
+INSECURE_ONLY = {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def _applies_to_secure_requests(statement):
+    condition = statement.get("Condition")
+    if not condition:
+        return True
+    # Normalise "false"/False; only the exact TLS-only condition is evaluated here.
+    normalised = {op: {k: str(v).lower() for k, v in body.items()} for op, body in condition.items()}
+    return normalised != INSECURE_ONLY
+
+
+def get_permission(self, action, resource):
+    if self.policy is None:
+        return PermissionResult.NEUTRAL
+    policy = json.loads(self.policy.decode())
+    statements = policy.get("Statement", [])
+    if isinstance(statements, dict):
+        statements = [statements]
+    policy["Statement"] = [s for s in statements if _applies_to_secure_requests(s)]
+    if not policy["Statement"]:
+        return PermissionResult.NEUTRAL
+    return IAMPolicy(json.dumps(policy)).is_action_permitted(action, resource)
+
+
+def _unique_issuer(init):
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        issuer_id = hashlib.sha256(self.arn.encode()).hexdigest()[:32].upper()
+        region = self.arn.split(":")[3]
+        self.identity = {"oidc": {"issuer": "https://oidc.eks.%s.amazonaws.com/id/%s" % (region, issuer_id)}}
+    return __init__
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "-c" not in argv and "--ssl-cert" not in argv and "-s" not in argv and "--ssl" not in argv:
+        sys.exit("aws_standin: HTTPS only; pass -c CERT -k KEY (tools/sandbox does)")
+    FakeBucket.get_permission = get_permission
+    from moto.eks.models import Cluster
+    Cluster.__init__ = _unique_issuer(Cluster.__init__)
+    from moto.server import main as moto_main
+    moto_main(argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""Helpers for tests that use the simulator: ports, a moto server process, networks, playbooks.
+
+Ports: everything started here lives in 22000-22799, one block of 200 per pytest-xdist
+worker (``port_block()``), so parallel workers never collide.
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+from . import network as net
+from ._collection import ROOT
+from .node import SimNode
+
+AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}
+
+
+def port_block():
+    """First port of this pytest worker's block of 200 (22000, 22200, 22400, 22600)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    return 22000 + 200 * (index % 4)
+
+
+def wait_port(port, host="127.0.0.1", timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, port), timeout=0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("nothing listens on %s:%d after %.0fs" % (host, port, timeout))
+
+
+class MotoProcess(object):
+    """``moto_server`` in its own process (its state is not shared with in-process mocks)."""
+
+    def __init__(self, port):
+        self.port = port
+        self.proc = None
+        self.url = "http://127.0.0.1:%d" % port
+
+    def start(self):
+        exe = os.path.join(os.path.dirname(sys.executable), "moto_server")
+        cmd = [exe] if os.path.exists(exe) else [sys.executable, "-m", "moto.server"]
+        self.proc = subprocess.Popen(cmd + ["-H", "127.0.0.1", "-p", str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_port(self.port)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+            self.proc = None
+
+    def client(self, service="s3"):
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(service, endpoint_url=self.url, region_name="eu-west-1",
+                            aws_access_key_id="testing", aws_secret_access_key="testing",
+                            config=Config(s3={"addressing_style": "path"}))
+
+
+class SimNetwork(object):
+    """n simulated nodes on 127.0.0.1 (peer port peer_base + i, client port client_base + i)."""
+
+    def __init__(self, n, peer_base, client_base, name="sim", storage="ram", s3_endpoint=None,
+                 modes=None, **node_kwargs):
+        self.network = net.make_network(n, name=name, peer_base=peer_base, client_base=client_base)
+        self.configs = net.network_configs(self.network, storage=storage, s3_endpoint=s3_endpoint)
+        self.modes = modes or {}
+        self.node_kwargs = node_kwargs
+        self.nodes = {}
+
+    def node(self, party_id):
+        return self.nodes[party_id]
+
+    def start(self, parties=None):
+        for pid in parties or sorted(self.configs):
+            if pid in self.nodes:
+                continue
+            kwargs = dict(self.node_kwargs)
+            kwargs.update(mode=self.modes.get(pid, "full"))
+            self.nodes[pid] = SimNode(self.configs[pid], **kwargs).start()
+        return self
+
+    def stop(self, parties=None):
+        for pid in list(parties or sorted(self.nodes)):
+            node = self.nodes.pop(pid, None)
+            if node:
+                node.stop()
+
+    def endpoints(self, parties=None):
+        return [{"party_id": int(p["party_id"]), "address": "127.0.0.1:%d" % p["client_port"]}
+                for p in self.network["parties"] if parties is None or int(p["party_id"]) in parties]
+
+    def create_buckets(self, s3):
+        for cfg in self.configs.values():
+            for vault in ("private_vault", "public_vault"):
+                bucket = cfg[vault]["storage"]["s3"]["bucket"]
+                s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+
+
+def run_playbook(text, extra_vars=None, env=None, check=False, timeout=300):
+    """Run a playbook (YAML text) with ansible-playbook; returns (rc, json callback result, stdout)."""
+    handle, path = tempfile.mkstemp(suffix=".yml", prefix="kms-test-")
+    with os.fdopen(handle, "w") as fh:
+        fh.write(text)
+    exe = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+    cmd = [exe, "-i", "localhost,", "-c", "local", path]
+    if extra_vars:
+        cmd += ["-e", json.dumps(extra_vars)]
+    if check:
+        cmd.append("--check")
+    run_env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json",
+                   ANSIBLE_PYTHON_INTERPRETER=sys.executable, **AWS_ENV)
+    run_env.update(env or {})
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=timeout)
+    finally:
+        os.unlink(path)
+    try:
+        data = json.loads(proc.stdout[proc.stdout.index("{"):])
+    except ValueError:
+        data = None
+    return proc.returncode, data, proc.stdout + proc.stderr
+
+
+def task_results(data, task_name):
+    """The result dict of the task named ``task_name`` on localhost (json callback output)."""
+    for play in data["plays"]:
+        for task in play["tasks"]:
+            if task["task"]["name"] == task_name:
+                return task["hosts"]["localhost"]
+    raise KeyError(task_name)

@@ -1,0 +1,442 @@
+"""``tools/sandbox``: start, stop and inspect the local stand-ins.
+
+    tools/sandbox up [--inventory inventories/sandbox] [--only aws,kube] [--parties N] [--crds monitoring]
+    tools/sandbox down [--only aws,kube]
+    tools/sandbox status
+
+Services (127.0.0.1 only):
+  aws   moto in server mode on $SANDBOX_AWS_PORT (default 4566); werkzeug logs every request
+        line to logs/aws.log
+  kube  one process hosting party i's Kubernetes API emulator on $SANDBOX_KUBE_BASE_PORT + i
+        (default 6440 + i) and the controllers that start a KMS node simulator when party i's
+        StatefulSet is applied; API requests logged to logs/kube-p<i>.requests.log
+
+State lives in $SANDBOX_DIR (default .sandbox/ at the repository root): pids/, logs/,
+state/kube.json, kube/kubeconfig-p<i>.yaml and env (``. .sandbox/env`` exports the dummy AWS
+credentials, the region and the SANDBOX_* ports). ``up`` is idempotent and waits until every
+service answers; ``down`` stops exactly the process groups recorded in pids/ and removes
+nothing else. Emulator state is in memory: ``down`` then ``up`` starts from empty clusters
+(the AWS stand-in forgets everything as well).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+SERVICES = ("aws", "kube")
+HOST = "127.0.0.1"
+# A process is ours only if its command line carries this marker (pids get recycled).
+MARKERS = {"aws": "tests.support.aws_standin", "kube": "tests.support.sandbox.kube_process"}
+
+
+class SandboxError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------- settings
+class Settings:
+    def __init__(self) -> None:
+        raw = os.environ.get("SANDBOX_DIR")
+        self.dir = Path(raw).resolve() if raw else ROOT / ".sandbox"
+        self.aws_port = int(os.environ.get("SANDBOX_AWS_PORT", "4566"))
+        self.kube_base_port = int(os.environ.get("SANDBOX_KUBE_BASE_PORT", "6440"))
+
+    @property
+    def pids(self) -> Path:
+        return self.dir / "pids"
+
+    @property
+    def logs(self) -> Path:
+        return self.dir / "logs"
+
+    @property
+    def aws_url(self) -> str:
+        # HTTPS, as AWS itself: the vault buckets' TLS-only policies (aws:SecureTransport) hold here too.
+        return f"https://{HOST}:{self.aws_port}"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.dir / "tls"
+
+    @property
+    def ca_bundle(self) -> Path:
+        return self.tls_dir / "ca.pem"
+
+    def kube_url(self, party: int) -> str:
+        return f"http://{HOST}:{self.kube_base_port + party}"
+
+    def pid_file(self, service: str) -> Path:
+        return self.pids / f"{service}.pid"
+
+    def log_file(self, service: str) -> Path:
+        return self.logs / f"{service}.log"
+
+    def kube_state(self) -> dict | None:
+        try:
+            return json.loads((self.dir / "state" / "kube.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def kube_meta(self) -> dict:
+        try:
+            return json.loads((self.dir / "state" / "kube-process.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+
+def read_network(inventory: str) -> dict:
+    """mpc_network from ``<inventory>/group_vars/all/network.yml`` (cwd first, then the repo)."""
+    for base in (Path.cwd(), ROOT):
+        path = (base / inventory / "group_vars" / "all" / "network.yml")
+        if path.is_file():
+            doc = yaml.safe_load(path.read_text()) or {}
+            network = doc.get("mpc_network")
+            if not isinstance(network, dict) or not isinstance(network.get("n"), int):
+                raise SandboxError(f"{path}: mpc_network.n is missing or not an integer")
+            return network
+    raise SandboxError(f"{inventory}: no group_vars/all/network.yml (use --parties N)")
+
+
+# ---------------------------------------------------------------------- processes
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def running_pid(settings: Settings, service: str) -> int | None:
+    """The pid recorded for ``service`` if that process is alive and is ours."""
+    try:
+        pid = int(settings.pid_file(service).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    if MARKERS[service] not in _cmdline(pid):
+        return None
+    with contextlib.suppress(OSError):  # a zombie is not running
+        if Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z":
+            return None
+    return pid
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def answers(url: str, timeout: float = 1.0, cafile: Path | None = None) -> bool:
+    """True if ``url`` gives any HTTP answer. The user agent marks these probes in request logs."""
+    context = None
+    if url.startswith("https:"):
+        context = ssl.create_default_context(cafile=str(cafile)) if cafile else ssl.create_default_context()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": "sandbox-probe"}),
+                                    timeout=timeout, context=context):
+            return True
+    except urllib.error.HTTPError:
+        return True  # an HTTP error is an answer
+    except (OSError, ValueError):
+        return False
+
+
+def ensure_tls(settings: Settings) -> tuple[Path, Path]:
+    """A private CA and a server certificate for 127.0.0.1, made once per sandbox folder."""
+    cert, key = settings.tls_dir / "server.pem", settings.tls_dir / "server-key.pem"
+    if cert.is_file() and key.is_file() and settings.ca_bundle.is_file():
+        return cert, key
+    import datetime
+    import ipaddress
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "threshold_kms sandbox CA")])
+    ca_cert = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+               .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=365))
+               .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+               .sign(ca_key, hashes.SHA256()))
+    srv_key = ec.generate_private_key(ec.SECP256R1())
+    srv_cert = (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)])).issuer_name(ca_name)
+                .public_key(srv_key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=365))
+                .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(HOST)),
+                                                            x509.DNSName("localhost")]), critical=False)
+                .sign(ca_key, hashes.SHA256()))
+    settings.tls_dir.mkdir(parents=True, exist_ok=True)
+    pem = serialization.Encoding.PEM
+    settings.ca_bundle.write_bytes(ca_cert.public_bytes(pem))
+    cert.write_bytes(srv_cert.public_bytes(pem))
+    key.write_bytes(srv_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    key.chmod(0o600)
+    return cert, key
+
+
+def child_env(settings: Settings, region: str) -> dict:
+    env = dict(os.environ)
+    env.update({
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": region,
+        "SANDBOX_DIR": str(settings.dir), "PYTHONUNBUFFERED": "1", "AWS_CA_BUNDLE": str(settings.ca_bundle),
+        "PYTHONPATH": os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])),
+    })
+    for var in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        env.pop(var, None)
+    return env
+
+
+def spawn(settings: Settings, service: str, command: list[str], env: dict) -> subprocess.Popen:
+    settings.logs.mkdir(parents=True, exist_ok=True)
+    settings.pids.mkdir(parents=True, exist_ok=True)
+    with open(settings.log_file(service), "ab") as log:
+        log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(command)}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+    settings.pid_file(service).write_text(f"{proc.pid}\n")
+    return proc
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of process group ``pgid``."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry))
+    return members
+
+
+def stop_group(pid: int, timeout: float = 15.0) -> None:
+    """SIGTERM the process group led by ``pid``, then SIGKILL what is left after ``timeout``."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        if not group_members(pid):  # gone (zombies wait for their parent; they hold nothing)
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+# ---------------------------------------------------------------------- commands
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    services = _only(args.only)
+    if args.parties:
+        parties, network = args.parties, {}
+    else:
+        network = read_network(args.inventory)
+        parties = network["n"]
+    party_list = network.get("parties") or []
+    regions = [str(p.get("region", "eu-west-1")) for p in sorted(party_list, key=lambda p: p.get("party_id", 0))]
+    region = regions[0] if regions else os.environ.get("AWS_DEFAULT_REGION", "eu-west-1")
+    env = child_env(settings, region)
+    started: dict[str, subprocess.Popen] = {}
+
+    for service in services:
+        pid = running_pid(settings, service)
+        if pid:
+            print(f"{service}: already running (pid {pid})")
+            if service == "kube":
+                meta = settings.kube_meta()
+                if meta.get("parties") not in (None, parties):
+                    print(f"kube: note: running with {meta['parties']} parties, asked for {parties}; "
+                          "run `tools/sandbox down --only kube` first to change it")
+            continue
+        if service == "aws":
+            if not port_free(settings.aws_port):
+                raise SandboxError(f"aws: port {settings.aws_port} is in use by another process "
+                                   "(set SANDBOX_AWS_PORT to use another)")
+            cert, key = ensure_tls(settings)
+            command = [sys.executable, "-m", "tests.support.aws_standin", "-H", HOST, "-p", str(settings.aws_port),
+                       "-c", str(cert), "-k", str(key)]
+            # AWS managed policies (AmazonEKSClusterPolicy, ...) exist in every real account.
+            env = dict(env, MOTO_IAM_LOAD_MANAGED_POLICIES="true")
+        else:
+            busy = [settings.kube_base_port + i for i in range(1, parties + 1)
+                    if not port_free(settings.kube_base_port + i)]
+            if busy:
+                raise SandboxError(f"kube: ports {', '.join(map(str, busy))} are in use by another process "
+                                   "(set SANDBOX_KUBE_BASE_PORT to use others)")
+            command = [sys.executable, "-m", "tests.support.sandbox.kube_process", "--parties", str(parties),
+                       "--base-port", str(settings.kube_base_port), "--state-dir", str(settings.dir),
+                       "--aws-endpoint", settings.aws_url, "--regions", ",".join(regions)]
+            if args.crds:
+                command += ["--crds", args.crds]
+            (settings.dir / "state").mkdir(parents=True, exist_ok=True)
+            (settings.dir / "state" / "kube-process.json").write_text(json.dumps({"parties": parties}))
+        started[service] = spawn(settings, service, command, env)
+        print(f"{service}: started (pid {started[service].pid}), log {settings.log_file(service)}")
+
+    problems = wait_ready(settings, services, parties, args.timeout, started)
+    if problems:
+        for service, message in problems.items():
+            print(f"{service}: {message}\n--- last lines of {settings.log_file(service)}:\n"
+                  f"{tail(settings.log_file(service))}", file=sys.stderr)
+        for service, proc in started.items():  # leave nothing half-started behind
+            if service in problems:
+                stop_group(proc.pid)
+                settings.pid_file(service).unlink(missing_ok=True)
+        return 1
+    write_env(settings, region)
+    cmd_status(args, settings)
+    print(f"environment: . {settings.dir / 'env'}")
+    return 0
+
+
+def wait_ready(settings: Settings, services: list[str], parties: int, timeout: float,
+               started: dict[str, subprocess.Popen]) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    pending = set(services)
+    while pending and time.monotonic() < deadline:
+        for service in list(pending):
+            proc = started.get(service)
+            # Our own child: ask it (its command line is not ours until it has exec'd).
+            exited = proc.poll() is not None if proc is not None else not running_pid(settings, service)
+            if exited:
+                return {service: "exited during start-up"}
+            if service == "aws":
+                ok = answers(settings.aws_url + "/moto-api/", cafile=settings.ca_bundle)
+            else:
+                ok = all(answers(settings.kube_url(i) + "/version") for i in range(1, parties + 1))
+            if ok:
+                pending.discard(service)
+        if pending:
+            time.sleep(0.2)
+    return {service: f"did not answer within {timeout:.0f}s" for service in pending}
+
+
+def write_env(settings: Settings, region: str) -> None:
+    lines = [
+        "# written by tools/sandbox up; source it: . .sandbox/env",
+        "export AWS_ACCESS_KEY_ID=testing",
+        "export AWS_SECRET_ACCESS_KEY=testing",
+        f"export AWS_DEFAULT_REGION={region}",
+        f"export SANDBOX_DIR={settings.dir}",
+        f"export SANDBOX_AWS_PORT={settings.aws_port}",
+        f"export SANDBOX_KUBE_BASE_PORT={settings.kube_base_port}",
+        f"export SANDBOX_AWS_ENDPOINT={settings.aws_url}",
+        f"export AWS_CA_BUNDLE={settings.ca_bundle}",
+    ]
+    settings.dir.mkdir(parents=True, exist_ok=True)
+    (settings.dir / "env").write_text("\n".join(lines) + "\n")
+
+
+def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
+    for service in reversed(_only(args.only)):
+        pid = running_pid(settings, service)
+        if pid is None:
+            print(f"{service}: not running")
+        else:
+            stop_group(pid)
+            print(f"{service}: stopped (pid {pid})")
+        settings.pid_file(service).unlink(missing_ok=True)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    rows = [("service", "pid", "address", "state")]
+    all_up = True
+    aws_pid = running_pid(settings, "aws")
+    aws_state = ("running" if answers(settings.aws_url + "/moto-api/", cafile=settings.ca_bundle) else "not answering") if aws_pid else "stopped"
+    rows.append(("aws", str(aws_pid or "-"), settings.aws_url, aws_state))
+    all_up &= aws_state == "running"
+
+    kube_pid = running_pid(settings, "kube")
+    state = settings.kube_state() if kube_pid else None
+    if kube_pid is None:
+        rows.append(("kube", "-", f"{HOST}:{settings.kube_base_port}+i", "stopped"))
+        all_up = False
+    else:
+        parties = (state or {}).get("parties") or [
+            {"party": i, "url": settings.kube_url(i), "nodes": []}
+            for i in range(1, int(settings.kube_meta().get("parties", 0)) + 1)]
+        for party in parties:
+            up = answers(party["url"] + "/version")
+            all_up &= up
+            rows.append((f"kube/party{party['party']}", str(kube_pid), party["url"], "running" if up else "not answering"))
+        for party in parties:
+            for node in party.get("nodes") or []:
+                address = f"{HOST}:{node['client_port']}" if node.get("client_port") else "-"
+                text = node["state"] + (f" ({node['error']})" if node.get("error") and node["state"] != "serving" else "")
+                rows.append((f"kms/party{party['party']} {node['namespace']}/{node['name']}", str(kube_pid), address, text))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    print(f"state and logs: {settings.dir}")
+    return 0 if all_up else 3
+
+
+def _only(value: str | None) -> list[str]:
+    if not value:
+        return list(SERVICES)
+    chosen = [s.strip() for s in value.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in SERVICES]
+    if unknown:
+        raise SandboxError(f"--only: unknown service {', '.join(unknown)} (known: {', '.join(SERVICES)})")
+    return [s for s in SERVICES if s in chosen]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tools/sandbox", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start the stand-ins (idempotent) and wait until they answer")
+    up.add_argument("--inventory", default="inventories/sandbox", help="inventory whose network gives the party count")
+    up.add_argument("--parties", type=int, default=None, help="number of parties (overrides the inventory)")
+    up.add_argument("--only", default=None, help="comma-separated subset of: aws,kube")
+    up.add_argument("--crds", default="", help="CRD sets to pre-install in every cluster (monitoring)")
+    up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the services")
+    down = sub.add_parser("down", help="stop every process `up` started")
+    down.add_argument("--only", default=None, help="comma-separated subset of: aws,kube")
+    sub.add_parser("status", help="table of services: service, pid, address, state")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    try:
+        return {"up": cmd_up, "down": cmd_down, "status": cmd_status}[args.command](args, settings)
+    except SandboxError as exc:
+        print(f"sandbox: {exc}", file=sys.stderr)
+        return 2

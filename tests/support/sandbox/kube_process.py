@@ -1,0 +1,132 @@
+"""The sandbox's "kube" process: one Kubernetes API emulator per party plus the controllers.
+
+Started by ``tools/sandbox up`` (one process, its own process group); runs until SIGTERM.
+
+* party i's API server on ``127.0.0.1:<base_port + i>``, every request logged to
+  ``<state-dir>/logs/kube-p<i>.requests.log`` (time, party, method, path, status, duration);
+* a status controller per party; StatefulSets run KMS node simulators
+  (:class:`~tests.support.sandbox.kms_nodes.KmsNodeRunner`), Services of type LoadBalancer get
+  a network load balancer in the AWS stand-in
+  (:class:`~tests.support.sandbox.load_balancers.AwsLoadBalancers`);
+* ``<state-dir>/state/kube.json`` rewritten every few seconds with the parties and their nodes
+  (read by ``tools/sandbox status``); ``<state-dir>/kube/kubeconfig-p<i>.yaml`` for debugging.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+
+from tests.support.kube_emulator import FakeLoadBalancers, start_emulators
+
+from .kms_nodes import KmsNodeRunner
+from .load_balancers import AwsLoadBalancers
+
+LOG = logging.getLogger("sandbox.kube")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
+def install_collection_loader() -> None:
+    """Load ``ansible_collections.threshold_kms.mpc_party`` (the KMS node simulator imports the
+    collection's module_utils), the way tests/conftest.py does, before anything imports
+    ``ansible_collections``."""
+    link = os.path.join(ROOT, ".collections", "ansible_collections", "threshold_kms", "mpc_party")
+    if not os.path.islink(link) and not os.path.isdir(link):
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        os.symlink("../../..", link)
+    from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
+    _AnsibleCollectionFinder(paths=[os.path.join(ROOT, ".collections")])._install()
+
+
+def _write_json(path: str, data: dict) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.support.sandbox.kube_process", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parties", type=int, required=True)
+    parser.add_argument("--base-port", type=int, default=6440)
+    parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--aws-endpoint", default=None, help="AWS stand-in for load balancers (none: hostnames only)")
+    parser.add_argument("--regions", default="", help="comma-separated region of party 1..n (default eu-west-1)")
+    parser.add_argument("--cluster-names", default="", help="comma-separated EKS cluster name of party 1..n")
+    parser.add_argument("--crds", default="", help="comma-separated CRD sets to pre-install (monitoring)")
+    parser.add_argument("--no-kms", action="store_true", help="mark StatefulSets ready without starting KMS nodes")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # requests go to the request logs
+    logging.getLogger("botocore.credentials").setLevel(logging.WARNING)
+    install_collection_loader()
+    logs = os.path.join(args.state_dir, "logs")
+    state_dir = os.path.join(args.state_dir, "state")
+    kube_dir = os.path.join(args.state_dir, "kube")
+    for folder in (logs, state_dir, kube_dir):
+        os.makedirs(folder, exist_ok=True)
+    regions = [r for r in args.regions.split(",") if r]
+    clusters = [c for c in args.cluster_names.split(",") if c]
+
+    def region(party: int) -> str:
+        return regions[party - 1] if party <= len(regions) else os.environ.get("AWS_DEFAULT_REGION", "eu-west-1")
+
+    runners: dict[int, KmsNodeRunner] = {}
+
+    def runner_factory(party: int, _emulator):
+        if args.no_kms:
+            return None
+        runners[party] = KmsNodeRunner(label=f"party{party}")
+        return runners[party]
+
+    def lb_factory(party: int, _emulator):
+        if not args.aws_endpoint:
+            return FakeLoadBalancers(region(party))
+        # Every party's peer Service is kms/kms-core-peer: the cluster tag keeps one party's load
+        # balancer from being taken for another's (all parties share one moto account).
+        return AwsLoadBalancers(args.aws_endpoint, region(party),
+                                clusters[party - 1] if party <= len(clusters) else f"sandbox-party{party}")
+
+    running = start_emulators(args.parties, args.base_port,
+                              crds=[c for c in args.crds.split(",") if c],
+                              statefulset_runner=runner_factory, load_balancers=lb_factory,
+                              request_log_dir=logs)
+    for party in range(1, args.parties + 1):
+        running.write_kubeconfig(party, os.path.join(kube_dir, f"kubeconfig-p{party}.yaml"))
+        LOG.info("party%d: Kubernetes API emulator on %s", party, running.url(party))
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stop.set())
+    started = time.time()
+    state_file = os.path.join(state_dir, "kube.json")
+    try:
+        while not stop.is_set():
+            parties = []
+            for party in range(1, args.parties + 1):
+                runner = runners.get(party)
+                parties.append({"party": party, "url": running.url(party), "port": running.port(party),
+                                "region": region(party), "nodes": runner.describe() if runner else []})
+            _write_json(state_file, {"pid": os.getpid(), "started": started, "updated": time.time(),
+                                     "parties": parties})
+            stop.wait(2.0)
+    finally:
+        LOG.info("stopping: KMS nodes, controllers, API servers")
+        running.close()
+        try:
+            os.unlink(state_file)
+        except FileNotFoundError:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

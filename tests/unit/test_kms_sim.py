@@ -1,0 +1,259 @@
+"""The KMS node simulator itself: configuration rules, real peer reachability, epochs in S3.
+
+Everything runs against real servers: simulated nodes on 127.0.0.1 (this worker's port
+block, see tests/support/kms_sim/testing.py) and a moto server process for S3.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import grpc
+import pytest
+
+from tests.support.kms_sim import network as net
+from tests.support.kms_sim.config import ConfigError
+from tests.support.kms_sim.node import SimNode
+from tests.support.kms_sim.testing import AWS_ENV, MotoProcess, SimNetwork, port_block, wait_port
+
+from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import kms_proto as P
+
+BASE = port_block()
+MOTO_PORT = BASE + 1
+PEER, CLIENT = BASE + 10, BASE + 20          # 4-party networks: +11..+14 / +21..+24
+PEER_B, CLIENT_B = BASE + 30, BASE + 40      # a second network for the S3 tests
+CLI_PEER, CLI_CLIENT = BASE + 180, BASE + 190
+
+
+def rpc(port, method, request, timeout=3.0):
+    channel = grpc.insecure_channel("127.0.0.1:%d" % port)
+    try:
+        stub = channel.unary_unary(method, request_serializer=P.serializer(method),
+                                   response_deserializer=P.deserializer(method))
+        return stub(request, timeout=timeout)
+    finally:
+        channel.close()
+
+
+def epoch_request(epoch_id=P.DEFAULT_EPOCH_ID, context_id=P.DEFAULT_CONTEXT_ID):
+    req = P.messages.NewMpcEpochRequest(signing_schemes=[0])
+    req.context_id.request_id = context_id
+    req.epoch_id.request_id = epoch_id
+    return req
+
+
+def health(port):
+    return rpc(port, P.METHOD_GET_HEALTH_STATUS, P.messages.Empty())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def aws_env():
+    saved = {k: os.environ.get(k) for k in AWS_ENV}
+    os.environ.update(AWS_ENV)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def moto():
+    server = MotoProcess(MOTO_PORT).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def ram_network():
+    network = SimNetwork(4, PEER, CLIENT, storage="ram", peer_timeout=0.5, poll_interval=0.05)
+    yield network
+    network.stop()
+
+
+# ----------------------------------------------------------------------------- configuration
+
+def test_config_breaking_the_server_rules_is_refused_with_the_field():
+    good = net.threshold_config(net.make_network(4), 1, storage="ram")
+    bad = dict(good, threshold=dict(good["threshold"], threshold=2))  # n = 4 needs t = 1
+    with pytest.raises(ConfigError) as err:
+        SimNode(bad)
+    assert "threshold.peers" in str(err.value) and "3t + 1" in str(err.value)
+
+    stray = dict(good, service=dict(good["service"], region="eu-west-1"))  # the guide's stray key
+    with pytest.raises(ConfigError) as err:
+        SimNode(stray)
+    assert "service.region" in str(err.value)
+
+
+def test_my_id_may_come_from_the_environment_like_the_server():
+    doc = net.threshold_config(net.make_network(4), 2, storage="ram")
+    del doc["threshold"]["my_id"]
+    with pytest.raises(ConfigError) as err:
+        SimNode(doc)
+    assert "threshold.my_id" in str(err.value)
+    node = SimNode(doc, env={"KMS_CORE__THRESHOLD__MY_ID": "3"})
+    assert node.party_id == 3 and [p.party_id for p in node.cfg.peers] == [1, 2, 4]
+
+
+def test_a_taken_port_fails_loudly(ram_network):
+    ram_network.start([1])
+    clash = SimNode(ram_network.configs[1])
+    with pytest.raises(RuntimeError) as err:
+        clash.start()
+    assert "cannot bind" in str(err.value)
+
+
+# ----------------------------------------------------------------------------- health
+
+def test_health_status_counts_peers_that_really_answer(ram_network):
+    ram_network.start()
+    resp = health(CLIENT + 1)
+    ctx = resp.peers_from_all_contexts[0]
+    assert resp.node_type == 2  # THRESHOLD
+    assert (ctx.my_party_id, ctx.nodes_reachable, ctx.threshold_required) == (1, 4, 2)
+    assert P.HEALTH_STATUS_NAMES[ctx.status] == "Optimal"
+    assert [p.peer_id for p in ctx.peers] == [2, 3, 4] and all(p.reachable for p in ctx.peers)
+    assert ctx.context_id.request_id == P.DEFAULT_CONTEXT_ID
+
+    ram_network.stop([4])
+    ctx = health(CLIENT + 1).peers_from_all_contexts[0]
+    assert ctx.nodes_reachable == 3 and P.HEALTH_STATUS_NAMES[ctx.status] == "Healthy"
+    down = [p for p in ctx.peers if p.peer_id == 4][0]
+    assert not down.reachable and "Connection refused" in down.error
+    assert down.endpoint == "127.0.0.1:%d" % (PEER + 4)
+
+    ram_network.stop([3])
+    ctx = health(CLIENT + 1).peers_from_all_contexts[0]
+    assert ctx.nodes_reachable == 2 and P.HEALTH_STATUS_NAMES[ctx.status] == "Unhealthy"
+
+    ram_network.start([3, 4])  # a node is reachable again as soon as it serves
+    assert health(CLIENT + 1).peers_from_all_contexts[0].nodes_reachable == 4
+
+
+def test_status_rule_matches_the_server_for_13_parties():
+    got = [P.status_for(13, r) for r in range(1, 14)]
+    assert got == ["Unhealthy"] * 5 + ["Degraded"] * 3 + ["Healthy"] * 4 + ["Optimal"]
+    assert [P.status_for(4, r) for r in range(1, 5)] == ["Unhealthy", "Unhealthy", "Healthy", "Optimal"]
+
+
+def test_legacy_and_health_only_modes(ram_network):
+    ram_network.modes = {2: "legacy", 3: "health_only"}
+    ram_network.start([2, 3])
+    with pytest.raises(grpc.RpcError) as err:
+        health(CLIENT + 2)
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    material = rpc(CLIENT + 2, P.METHOD_GET_KEY_MATERIAL, P.messages.Empty())
+    assert "party 2" in material.storage_info
+    with pytest.raises(grpc.RpcError) as err:
+        rpc(CLIENT + 3, P.METHOD_GET_KEY_MATERIAL, P.messages.Empty())
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    check = rpc(CLIENT + 3, P.METHOD_HEALTH_CHECK, P.messages.HealthCheckRequest(service=P.CORE_SERVICE))
+    assert check.status == 1
+    peer = rpc(PEER + 3, P.METHOD_HEALTH_CHECK, P.messages.HealthCheckRequest(service=P.PEER_HEALTH_SERVICE_NAME))
+    assert peer.status == 1
+    ram_network.node(3).set_serving(False)
+    check = rpc(CLIENT + 3, P.METHOD_HEALTH_CHECK, P.messages.HealthCheckRequest(service=P.CORE_SERVICE))
+    assert check.status == 2  # NOT_SERVING
+
+
+# ----------------------------------------------------------------------------- epochs
+
+def _wait_result(port, epoch_id=P.DEFAULT_EPOCH_ID, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return rpc(port, P.METHOD_GET_EPOCH_RESULT, P.messages.RequestId(request_id=epoch_id))
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def test_epoch_completes_only_when_all_parties_were_asked(moto):
+    network = SimNetwork(4, PEER_B, CLIENT_B, name="simepoch", storage="s3", s3_endpoint=moto.url,
+                         peer_timeout=0.5, poll_interval=0.05)
+    s3 = moto.client()
+    network.create_buckets(s3)
+    network.start()
+    try:
+        with pytest.raises(grpc.RpcError) as err:
+            rpc(CLIENT_B + 1, P.METHOD_GET_EPOCH_RESULT, P.messages.RequestId(request_id=P.DEFAULT_EPOCH_ID))
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+        for pid in (1, 2, 3):
+            rpc(CLIENT_B + pid, P.METHOD_NEW_MPC_EPOCH, epoch_request())
+        time.sleep(0.5)  # plenty of polling rounds: still waiting for party 4
+        with pytest.raises(grpc.RpcError) as err:
+            rpc(CLIENT_B + 1, P.METHOD_GET_EPOCH_RESULT, P.messages.RequestId(request_id=P.DEFAULT_EPOCH_ID))
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE and "[4]" in err.value.details()
+        listed = s3.list_objects_v2(Bucket="kms-simepoch-p1-private").get("Contents", [])
+        assert listed == []
+
+        rpc(CLIENT_B + 4, P.METHOD_NEW_MPC_EPOCH, epoch_request())
+        for pid in (1, 2, 3, 4):
+            assert _wait_result(CLIENT_B + pid).epoch_id.request_id == P.DEFAULT_EPOCH_ID
+            keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="kms-simepoch-p%d-private" % pid)["Contents"])
+            assert keys == ["PRIV-p%d/Context/%s" % (pid, P.DEFAULT_CONTEXT_ID),
+                            "PRIV-p%d/EpochData/%s" % (pid, P.DEFAULT_EPOCH_ID)]
+
+        with pytest.raises(grpc.RpcError) as err:
+            rpc(CLIENT_B + 2, P.METHOD_NEW_MPC_EPOCH, epoch_request())
+        assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+        assert [r["result"] for r in network.node(2).requests] == ["OK", "ALREADY_EXISTS"]
+
+        # A restarted node reads EpochData from its vault: the epoch still exists.
+        network.stop([3])
+        network.start([3])
+        assert network.node(3).epochs()[P.DEFAULT_EPOCH_ID]["source"] == "vault"
+        with pytest.raises(grpc.RpcError) as err:
+            rpc(CLIENT_B + 3, P.METHOD_NEW_MPC_EPOCH, epoch_request())
+        assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+        assert _wait_result(CLIENT_B + 3).epoch_id.request_id == P.DEFAULT_EPOCH_ID
+    finally:
+        network.stop()
+
+
+def test_bad_request_ids_are_invalid_arguments(ram_network):
+    ram_network.start([1])
+    with pytest.raises(grpc.RpcError) as err:
+        rpc(CLIENT + 1, P.METHOD_NEW_MPC_EPOCH, epoch_request(epoch_id="0x08"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "epoch_id" in err.value.details()
+
+
+def test_epoch_fails_with_internal_when_the_vault_cannot_be_written(moto):
+    network = SimNetwork(4, PEER_B, CLIENT_B, name="simnobucket", storage="s3", s3_endpoint=moto.url,
+                         peer_timeout=0.5, poll_interval=0.05)
+    network.start()  # no buckets created
+    try:
+        for pid in (1, 2, 3, 4):
+            rpc(CLIENT_B + pid, P.METHOD_NEW_MPC_EPOCH, epoch_request())
+        with pytest.raises(grpc.RpcError) as err:
+            _wait_result(CLIENT_B + 1)
+        assert err.value.code() == grpc.StatusCode.INTERNAL
+        assert "NoSuchBucket" in err.value.details()
+    finally:
+        network.stop()
+
+
+# ----------------------------------------------------------------------------- command line
+
+def test_cli_runs_a_network_from_an_inventory_and_stops_on_sigterm(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    cmd = [sys.executable, "-m", "tests.support.kms_sim", "--network",
+           os.path.join(root, "inventories", "sandbox", "group_vars", "all", "network.yml"),
+           "--peer-base", str(CLI_PEER), "--client-base", str(CLI_CLIENT), "--storage", "ram",
+           "--write-configs", str(tmp_path)]
+    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_port(CLI_CLIENT + 4)
+        ctx = health(CLI_CLIENT + 2).peers_from_all_contexts[0]
+        assert ctx.my_party_id == 2 and ctx.nodes_reachable == 4
+        assert sorted(os.listdir(str(tmp_path))) == ["p1.toml", "p2.toml", "p3.toml", "p4.toml"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert "ready" in out.splitlines()
