@@ -58,6 +58,7 @@ lint: venv
 build: venv
 	@mkdir -p build
 	$(BIN)/ansible-galaxy collection build --force --output-path build .
+	$(BIN)/ansible-builder create -f execution-environment.yml -c build/ee-context
 
 unit: venv
 	$(BIN)/python -m pytest tests/unit
@@ -67,6 +68,7 @@ render: venv
 
 bench: venv
 	$(BIN)/python tools/bench.py
+	$(BIN)/python tools/bench_health.py
 
 clean: sandbox-down
 	rm -rf build .pytest_cache

@@ -71,6 +71,10 @@ mpc_namespace: kms
 mpc_private_bucket: "kms-{name}-p{{{{ mpc_party_id }}}}-private"
 mpc_public_bucket: "kms-{name}-p{{{{ mpc_party_id }}}}-public"
 mpc_backup_bucket: ""
+# Stand-in gap: moto 5.2 drops NewerNoncurrentVersions from lifecycle rules, so a count of
+# kept versions would never read back and every run would report a change. Real AWS keeps
+# the role default (3); here noncurrent versions simply expire after the default 365 days.
+vault_buckets_noncurrent_versions_kept: 0
 """
 
 

@@ -199,8 +199,8 @@ from ansible.module_utils.common.dict_transformations import camel_dict_to_snake
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import aws_retry
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import aws_eks_nodegroup as ngu
 
 
@@ -335,7 +335,7 @@ def main():
     errors = ngu.validate_params(module.params)
     if errors:
         module.fail_json(msg="Invalid input: " + "; ".join(errors), errors=errors)
-    eks = module.client("eks", retry_decorator=AWSRetry.jittered_backoff(catch_extra_error_codes=["ResourceInUseException"]))
+    eks = aws_retry.client(module, "eks", extra_codes=["ResourceInUseException"])
     if module.params["state"] == "present":
         ensure_present(module, eks)
     else:

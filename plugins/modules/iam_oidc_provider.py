@@ -30,7 +30,7 @@ options:
   client_ids:
     description:
       - Audiences allowed to use the provider. IRSA uses C(sts.amazonaws.com).
-      - The list is managed exactly: ids not listed are removed.
+      - The list is managed exactly, ids not listed are removed.
     type: list
     elements: str
     default: [sts.amazonaws.com]
@@ -111,9 +111,9 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 
+from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import aws_retry
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import iam_oidc
 
 
@@ -152,7 +152,7 @@ def read_tags(module, iam, arn):
 def computed_arn(module, url):
     """The ARN IAM will assign, from the caller's account (check mode on a fresh account)."""
     try:
-        identity = module.client("sts", retry_decorator=AWSRetry.jittered_backoff()).get_caller_identity(aws_retry=True)
+        identity = aws_retry.client(module, "sts").get_caller_identity(aws_retry=True)
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
         module.fail_json_aws(e, msg="Could not read the caller identity to compute the provider ARN")
     partition = identity["Arn"].split(":")[1]
@@ -231,7 +231,7 @@ def main():
     errors = iam_oidc.validate_params(module.params["url"], module.params["client_ids"], module.params["thumbprints"])
     if errors:
         module.fail_json(msg="Invalid input: " + "; ".join(errors), errors=errors)
-    iam = module.client("iam", retry_decorator=AWSRetry.jittered_backoff())
+    iam = aws_retry.client(module, "iam")
     if module.params["state"] == "present":
         ensure_present(module, iam)
     else:

@@ -105,7 +105,7 @@ options:
   security_group_ids:
     description:
       - Security groups of the instances. For EKS managed node groups, list the cluster security
-        group too: EKS adds none when the template names security groups.
+        group too, as EKS adds none when the template names security groups.
     type: list
     elements: str
   instance_type:
@@ -188,9 +188,9 @@ except ImportError:
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.ec2 import ensure_ec2_tags
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 
+from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import aws_retry
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import aws_launch_template as lt
 
 
@@ -323,7 +323,7 @@ def main():
     errors = lt.validate_params(module.params)
     if errors:
         module.fail_json(msg="Invalid input: " + "; ".join(errors), errors=errors)
-    ec2 = module.client("ec2", retry_decorator=AWSRetry.jittered_backoff())
+    ec2 = aws_retry.client(module, "ec2")
     if module.params["state"] == "present":
         ensure_present(module, ec2)
     else:

@@ -156,8 +156,8 @@ context_id:
 """
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import aws_retry
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import kms_grpc as G
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import kms_proto as P
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import prss
@@ -195,7 +195,7 @@ def main():
     except G.KmsInputError as exc:
         module.fail_json(msg=str(exc))
 
-    client = module.client("s3", retry_decorator=AWSRetry.jittered_backoff())
+    client = aws_retry.client(module, "s3")
 
     def head_object(**kwargs):
         return client.head_object(aws_retry=True, **kwargs)

@@ -108,8 +108,8 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import aws_retry
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import aws_s3_vault
 
 
@@ -151,7 +151,7 @@ def main():
         errors.append("rules: at least one rule is required when state=present")
     if errors:
         module.fail_json(msg="Invalid input: " + "; ".join(errors), errors=errors)
-    s3 = module.client("s3", retry_decorator=AWSRetry.jittered_backoff())
+    s3 = aws_retry.client(module, "s3")
     bucket = module.params["bucket"]
     current = current_configuration(module, s3)
 

@@ -105,12 +105,12 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import aws_retry
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import aws_s3_vault
 
 
-@AWSRetry.jittered_backoff()
+@aws_retry.jittered_backoff()
 def list_pages(s3, bucket, prefix):
     return list(s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix))
 
@@ -124,6 +124,7 @@ def main():
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     if module.params["max_items"] < 0:
         module.fail_json(msg="max_items: must be >= 0 (got %s)" % module.params["max_items"])
+    aws_retry.identify()
     s3 = module.client("s3")
     bucket = module.params["bucket"]
     try:

@@ -165,8 +165,8 @@ service:
 """
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import aws_retry
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils.vpc_endpoint_service import (
     EndpointService,
     EndpointServiceError,
@@ -192,7 +192,7 @@ def main():
     if errors:
         module.fail_json(msg="; ".join(errors), errors=errors)
 
-    client = module.client("ec2", retry_decorator=AWSRetry.jittered_backoff())
+    client = aws_retry.client(module, "ec2")
     service = EndpointService(module, client)
     try:
         if module.params["state"] == "present":

@@ -5,8 +5,8 @@
 moto 5.2 evaluates bucket policies without their Condition blocks (moto/iam/access_control.py:
 "TODO add support for the Resource and Condition parts"), so the vault buckets' TLS-only
 statement - Deny s3:* when aws:SecureTransport is false - denies every object request, even
-over HTTPS. This server speaks HTTPS only (`tools/sandbox` always passes a certificate), so
-every request it receives is secure and that condition is false for all of them: the
+over HTTPS. When this server speaks HTTPS (`tools/sandbox` passes a certificate unless
+SANDBOX_AWS_SCHEME=http), every request it receives is secure and that condition is false for all of them: the
 extension evaluates exactly that one condition and leaves every other statement to moto.
 
 moto 5.2 also gives every EKS cluster of the process the same OIDC issuer (one random id drawn
@@ -59,9 +59,9 @@ def _unique_issuer(init):
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    if "-c" not in argv and "--ssl-cert" not in argv and "-s" not in argv and "--ssl" not in argv:
-        sys.exit("aws_standin: HTTPS only; pass -c CERT -k KEY (tools/sandbox does)")
-    FakeBucket.get_permission = get_permission
+    if "-c" in argv or "--ssl-cert" in argv:
+        # Every request this server receives is secure: the TLS-only condition is false for all.
+        FakeBucket.get_permission = get_permission
     from moto.eks.models import Cluster
     Cluster.__init__ = _unique_issuer(Cluster.__init__)
     from moto.server import main as moto_main

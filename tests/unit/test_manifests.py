@@ -30,6 +30,9 @@ EXPECTED = [
     "12-service-kms-core-peer.yaml",
     "13-poddisruptionbudget-kms-core.yaml",
     "14-networkpolicy-kms-core.yaml",
+    "20-configmap-kms-prometheus-scrape.yaml",
+    "21-configmap-kms-prometheus-rules.yaml",
+    "22-configmap-kms-node-dashboard.yaml",
 ]
 CA = "-----BEGIN CERTIFICATE-----\nMIIBfake%d\n-----END CERTIFICATE-----\n"
 

@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 
 import boto3
+import botocore.exceptions
 import pytest
 import tomli_w
 
@@ -330,9 +331,22 @@ def test_cli_up_is_idempotent_status_reports_and_down_stops_everything(sandbox_e
     # Both stand-ins answer and log every request.
     with urllib.request.urlopen(f"http://127.0.0.1:{BASE + 62}/api/v1/namespaces/default", timeout=5) as response:
         assert json.loads(response.read())["metadata"]["name"] == "default"
-    s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{BASE + 60}", region_name=REGION,
-                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    assert f"export AWS_CA_BUNDLE={state}/tls/ca.pem" in env_file
+    s3 = boto3.client("s3", endpoint_url=f"https://127.0.0.1:{BASE + 60}", region_name=REGION,
+                      aws_access_key_id="testing", aws_secret_access_key="testing",
+                      verify=str(state / "tls" / "ca.pem"))
     s3.create_bucket(Bucket="sandbox-cli-test", CreateBucketConfiguration={"LocationConstraint": REGION})
+    # The TLS-only bucket policy of the vaults holds over HTTPS, and other statements still deny.
+    arn = "arn:aws:s3:::sandbox-cli-test"
+    s3.put_bucket_policy(Bucket="sandbox-cli-test", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": [arn, arn + "/*"],
+         "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+        {"Sid": "NoSecrets", "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject", "Resource": arn + "/secret/*"}]}))
+    s3.put_object(Bucket="sandbox-cli-test", Key="PRIV-p1/EpochData/x", Body=b"x")
+    assert s3.get_object(Bucket="sandbox-cli-test", Key="PRIV-p1/EpochData/x")["Body"].read() == b"x"
+    s3.put_object(Bucket="sandbox-cli-test", Key="secret/y", Body=b"y")
+    with pytest.raises(botocore.exceptions.ClientError):
+        s3.get_object(Bucket="sandbox-cli-test", Key="secret/y")
     assert "GET /api/v1/namespaces/default 200" in (state / "logs" / "kube-p2.requests.log").read_text()
     wait_for(lambda: '"PUT /sandbox-cli-test HTTP/1.1" 200' in (state / "logs" / "aws.log").read_text(), timeout=5)
     kubeconfig = (state / "kube" / "kubeconfig-p3.yaml").read_text()
@@ -342,7 +356,7 @@ def test_cli_up_is_idempotent_status_reports_and_down_stops_everything(sandbox_e
     assert status.returncode == 0
     lines = status.stdout.splitlines()
     assert lines[0].split() == ["service", "pid", "address", "state"]
-    assert lines[1].split() == ["aws", str(pids["aws"]), f"http://127.0.0.1:{BASE + 60}", "running"]
+    assert lines[1].split() == ["aws", str(pids["aws"]), f"https://127.0.0.1:{BASE + 60}", "running"]
     assert lines[2].split() == ["kube/party1", str(pids["kube"]), f"http://127.0.0.1:{BASE + 61}", "running"]
     assert len([line for line in lines if line.startswith("kube/party")]) == 4
 

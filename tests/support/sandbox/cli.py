@@ -65,8 +65,16 @@ class Settings:
 
     @property
     def aws_url(self) -> str:
-        # HTTPS, as AWS itself: the vault buckets' TLS-only policies (aws:SecureTransport) hold here too.
-        return f"https://{HOST}:{self.aws_port}"
+        # HTTPS, as AWS itself: the vault buckets' TLS-only policies (aws:SecureTransport) hold here
+        # too. SANDBOX_AWS_SCHEME=http gives plain HTTP for suites that never touch a TLS-only vault.
+        return f"{self.aws_scheme}://{HOST}:{self.aws_port}"
+
+    @property
+    def aws_scheme(self) -> str:
+        scheme = os.environ.get("SANDBOX_AWS_SCHEME", "https")
+        if scheme not in ("http", "https"):
+            raise SandboxError(f"SANDBOX_AWS_SCHEME must be http or https (got {scheme!r})")
+        return scheme
 
     @property
     def tls_dir(self) -> Path:
@@ -205,11 +213,13 @@ def child_env(settings: Settings, region: str) -> dict:
     env = dict(os.environ)
     env.update({
         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": region,
-        "SANDBOX_DIR": str(settings.dir), "PYTHONUNBUFFERED": "1", "AWS_CA_BUNDLE": str(settings.ca_bundle),
+        "SANDBOX_DIR": str(settings.dir), "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])),
     })
-    for var in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
+    for var in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CA_BUNDLE"):
         env.pop(var, None)
+    if settings.aws_scheme == "https":
+        env["AWS_CA_BUNDLE"] = str(settings.ca_bundle)
     return env
 
 
@@ -290,9 +300,10 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
             if not port_free(settings.aws_port):
                 raise SandboxError(f"aws: port {settings.aws_port} is in use by another process "
                                    "(set SANDBOX_AWS_PORT to use another)")
-            cert, key = ensure_tls(settings)
-            command = [sys.executable, "-m", "tests.support.aws_standin", "-H", HOST, "-p", str(settings.aws_port),
-                       "-c", str(cert), "-k", str(key)]
+            command = [sys.executable, "-m", "tests.support.aws_standin", "-H", HOST, "-p", str(settings.aws_port)]
+            if settings.aws_scheme == "https":
+                cert, key = ensure_tls(settings)
+                command += ["-c", str(cert), "-k", str(key)]
             # AWS managed policies (AmazonEKSClusterPolicy, ...) exist in every real account.
             env = dict(env, MOTO_IAM_LOAD_MANAGED_POLICIES="true")
         else:
@@ -359,8 +370,9 @@ def write_env(settings: Settings, region: str) -> None:
         f"export SANDBOX_AWS_PORT={settings.aws_port}",
         f"export SANDBOX_KUBE_BASE_PORT={settings.kube_base_port}",
         f"export SANDBOX_AWS_ENDPOINT={settings.aws_url}",
-        f"export AWS_CA_BUNDLE={settings.ca_bundle}",
     ]
+    if settings.aws_scheme == "https":
+        lines.append(f"export AWS_CA_BUNDLE={settings.ca_bundle}")
     settings.dir.mkdir(parents=True, exist_ok=True)
     (settings.dir / "env").write_text("\n".join(lines) + "\n")
 
