@@ -48,8 +48,11 @@ sandbox-down:
 	@if [ -x $(BIN)/python ]; then $(BIN)/python tools/sandbox down; else echo "no sandbox"; fi
 
 # ---- what CI checks ---------------------------------------------------------------------
+# Unit tests, Molecule scenarios (tests/integration/test_molecule.py), the bad-input, fault
+# and security suites and the sandbox end to end, two at a time; suites that share stand-ins
+# carry an xdist group and stay on one worker.
 test: venv lint build
-	$(BIN)/python -m pytest tests -p no:cacheprovider
+	$(BIN)/python -m pytest tests -p no:cacheprovider -n 2 --dist loadgroup
 
 lint: venv
 	$(BIN)/ansible-lint --profile production --offline

@@ -6,9 +6,9 @@ The AWS faults come from ``standin_proxy.FaultProxy`` placed between the playboo
 (``-e mpc_aws_endpoint_url=<proxy>``): cutting the proxy makes AWS unreachable without losing
 moto's in-memory state, as an outage of the endpoint would; the proxy also answers chosen calls
 with AWS's real throttling errors. Resources are read before and after straight from moto and
-from party 1's Kubernetes API (never through the proxy).
+from the party's Kubernetes API (never through the proxy).
 
-Time: the scenario deploys party 1 (``--limit party1``, without PRSS, which needs every party)
+Time: the scenario deploys party 2 (``--limit party2``, without PRSS, which needs every party)
 twice; about 3-4 minutes on a loaded 2-core machine.
 """
 import json
@@ -25,8 +25,10 @@ from tests.support.kms_sim.testing import SimNetwork
 from .conftest import PROXY_PORTS, ROOT, SIM_PORT_BASE, run_playbook
 from .standin_proxy import FaultProxy
 
-PARTY = "party1"
-CLUSTER = "kms-sandbox-p1"
+# Party 2: test_security deploys the party, so either order of the two modules works.
+PARTY_ID = 2
+PARTY = "party%d" % PARTY_ID
+CLUSTER = "kms-sandbox-p%d" % PARTY_ID
 with open(os.path.join(ROOT, "galaxy.yml")) as _fh:
     OUR_AGENT = "threshold_kms.mpc_party/%s" % yaml.safe_load(_fh)["version"]
 
@@ -91,7 +93,7 @@ def test_check_network_names_the_hanging_node_within_the_timeout(standins, sandb
 
 def test_prss_init_stops_at_the_gate_naming_the_hanging_node(standins, sandbox_inventory, hanging_network):
     s3 = standins.boto3("s3")
-    bucket = "kms-sandbox-p1-private"
+    bucket = "kms-sandbox-p%d-private" % PARTY_ID
     try:
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     except s3.exceptions.BucketAlreadyOwnedByYou:
@@ -116,7 +118,8 @@ def test_prss_init_stops_at_the_gate_naming_the_hanging_node(standins, sandbox_i
 
 # ------------------------------------------------------------------------------ AWS faults
 def snapshot(standins):
-    """Everything party 1's deploy creates, read straight from the stand-ins: {kind: set(ids)}."""
+    """Everything a deploy creates, read straight from moto and from the party's Kubernetes API:
+    {kind: set(ids)} (for AWS: every resource of the account, all parties alike)."""
     ec2, eks, iam = standins.boto3("ec2"), standins.boto3("eks"), standins.boto3("iam")
     kms, s3, elb = standins.boto3("kms"), standins.boto3("s3"), standins.boto3("elbv2")
     snap = {
@@ -142,6 +145,12 @@ def snapshot(standins):
     }
     snap["nodegroup"] = {"%s/%s" % (c, ng) for c in snap["eks_cluster"]
                          for ng in eks.list_nodegroups(clusterName=c)["nodegroups"]}
+    # This party's own, to count them.
+    snap["party_vpc"] = {v["VpcId"] for v in ec2.describe_vpcs(
+        Filters=[{"Name": "tag:Name", "Values": [CLUSTER]}])["Vpcs"]}
+    snap["party_nodegroup"] = {ng for ng in snap["nodegroup"] if ng.startswith(CLUSTER + "/")}
+    snap["party_launch_template"] = {t["LaunchTemplateName"] for t in ec2.describe_launch_templates()["LaunchTemplates"]
+                                     if t["LaunchTemplateName"].startswith(CLUSTER)}
     snap["object_version"] = set()
     for bucket in snap["bucket"]:
         listing = s3.list_object_versions(Bucket=bucket)
@@ -150,7 +159,7 @@ def snapshot(standins):
     for path in ("/api/v1/namespaces", "/api/v1/configmaps", "/api/v1/services", "/api/v1/serviceaccounts",
                  "/apis/apps/v1/statefulsets", "/apis/apps/v1/daemonsets", "/apis/policy/v1/poddisruptionbudgets",
                  "/apis/networking.k8s.io/v1/networkpolicies"):
-        for item in standins.kube_get(1, path).get("items", []):
+        for item in standins.kube_get(PARTY_ID, path).get("items", []):
             meta = item["metadata"]
             kube.add("%s %s/%s uid=%s" % (path.rsplit("/", 1)[1], meta.get("namespace", ""), meta["name"],
                                           meta.get("uid", "")))
@@ -217,7 +226,7 @@ def aws_proxy(standins):
 
 @pytest.fixture(scope="module")
 def interrupted_deploy(standins, sandbox_inventory, aws_proxy):
-    """Run A: party 1's first deploy, AWS cut a few requests after the EKS cluster was requested.
+    """Run A: the party's first deploy, AWS cut a few requests after the EKS cluster was requested.
     Run B: AWS back, with throttling on; the same command again."""
     proxy = aws_proxy
     before = snapshot(standins)
@@ -251,8 +260,8 @@ def test_aws_outage_mid_deploy_fails_with_a_clear_message(interrupted_deploy):
     assert "Traceback" not in fatal[:3000]
     # It really was cut in the middle: the cluster was asked for, more was to come.
     assert interrupted_deploy["cut_at"] is not None
-    assert interrupted_deploy["after_a"]["eks_cluster"] == {CLUSTER}
-    assert interrupted_deploy["after_a"]["vpc"] and not interrupted_deploy["after_a"]["nodegroup"], (
+    assert CLUSTER in interrupted_deploy["after_a"]["eks_cluster"]
+    assert interrupted_deploy["after_a"]["party_vpc"] and not interrupted_deploy["after_a"]["party_nodegroup"], (
         "not cut in the middle: %s" % interrupted_deploy["after_a"])
 
 
@@ -274,15 +283,15 @@ def test_next_run_converges_through_throttling(interrupted_deploy):
     assert run.recap()[PARTY]["failed"] == 0
     after_a, after_b = interrupted_deploy["after_a"], interrupted_deploy["after_b"]
     # Converged: the whole party exists now ...
-    assert after_b["eks_cluster"] == {CLUSTER}
-    assert after_b["nodegroup"] and after_b["launch_template"] and after_b["endpoint_service"], after_b
-    assert {"kms-sandbox-p1-private", "kms-sandbox-p1-public"} <= after_b["bucket"]
+    assert CLUSTER in after_b["eks_cluster"]
+    assert after_b["party_nodegroup"] and after_b["party_launch_template"] and after_b["endpoint_service"], after_b
+    assert {"kms-sandbox-p%d-private" % PARTY_ID, "kms-sandbox-p%d-public" % PARTY_ID} <= after_b["bucket"]
     assert any(k.startswith("statefulsets kms/") for k in after_b["kube_object"]), after_b["kube_object"]
     # ... built on what run A left (same ids), nothing deleted and nothing doubled.
     gone = missing(after_a, after_b)
     assert not gone, "resources of the interrupted run were replaced or deleted: %s" % gone
-    assert len(after_b["vpc"]) == len(after_a["vpc"]) == 1, (after_a["vpc"], after_b["vpc"])
-    assert len(after_b["nodegroup"]) == 1 and len(after_b["launch_template"]) == 1
+    assert len(after_b["party_vpc"]) == len(after_a["party_vpc"]) == 1, (after_a["party_vpc"], after_b["party_vpc"])
+    assert len(after_b["party_nodegroup"]) == 1 and len(after_b["party_launch_template"]) == 1, after_b
 
 
 def test_our_modules_retry_throttling_beyond_botocore(interrupted_deploy):

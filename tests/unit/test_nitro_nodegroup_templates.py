@@ -43,13 +43,17 @@ def rendered(tmp_path_factory):
     return out
 
 
-def test_daemonset_is_valid_for_kubernetes_1_32(rendered):
-    manifest = yaml.safe_load((rendered / "daemonset.yaml").read_text())
-    kubernetes_validate.validate(manifest, "1.32.0", strict=True)
+def documents(rendered):
+    return [d for d in yaml.safe_load_all((rendered / "daemonset.yaml").read_text()) if d]
+
+
+def test_every_manifest_is_valid_for_kubernetes_1_32(rendered):
+    for manifest in documents(rendered):
+        kubernetes_validate.validate(manifest, "1.32.0", strict=True)
 
 
 def test_daemonset_runs_only_on_enclave_nodes_with_cpu_advertisement(rendered):
-    manifest = yaml.safe_load((rendered / "daemonset.yaml").read_text())
+    [manifest] = [d for d in documents(rendered) if d["kind"] == "DaemonSet"]
     assert (manifest["kind"], manifest["metadata"]["name"], manifest["metadata"]["namespace"]) == (
         "DaemonSet", "aws-nitro-enclaves-k8s-device-plugin", "kube-system")
     pod = manifest["spec"]["template"]["spec"]

@@ -1,0 +1,147 @@
+"""playbooks/teardown_party.yml against the stand-ins (ports 27010-27414, one sandbox per module).
+
+party1 is deployed alone (deploy_party.yml --limit party1, PRSS skipped: it needs all four
+parties), with its connector database, and its private vault holds the PRSS EpochData object
+the KMS node writes (put here at the path the node uses). Then, in order: a run without flags
+refuses and deletes nothing; check mode with the flags lists everything and deletes nothing;
+a run with the flags removes everything, the KMS key only scheduled for deletion; a re-run
+changes nothing.
+"""
+import datetime
+import os
+import tempfile
+import time
+
+import pytest
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from kubernetes.client.rest import ApiException
+
+from tests.integration.standins import Sandbox
+
+pytestmark = pytest.mark.xdist_group("teardown_party")
+
+PORT_BASE = int(os.environ.get("OPS_TEST_TEARDOWN_PORT_BASE", "27010"))
+EPOCH_KEY = "PRIV-p1/EpochData/0800000000000000000000000000000000000000000000000000000000000001"
+FLAGS = ["-e", "teardown_delete_nonempty_vaults=true", "-e", "teardown_schedule_kms_key_deletion=true",
+         "-e", "teardown_delete_database=true"]
+TIMINGS = {}
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with tempfile.TemporaryDirectory(prefix="ops-teardown-") as tmp:
+        sb = Sandbox(tmp, PORT_BASE)
+        start = time.monotonic()
+        with sb:
+            sb.deploy()
+            rc, out, _ = sb.playbook("tests/integration/files/connector_db_sandbox.yml", "--limit", "party1")
+            assert rc == 0, out[-6000:]
+            sb.client("s3").put_object(Bucket="kms-ops-p1-private", Key=EPOCH_KEY, Body=b"epoch data of party 1")
+            TIMINGS["setup"] = time.monotonic() - start
+            yield sb
+
+
+def teardown(sandbox, *args):
+    rc, out, seconds = sandbox.playbook("playbooks/teardown_party.yml", "--limit", "party1", *args)
+    return rc, " ".join(out.split()), seconds  # the output callback wraps long lines
+
+
+def state(sandbox):
+    """What exists of party1, read straight from the stand-ins."""
+    s3, kms, rds, eks, ec2 = (sandbox.client(s) for s in ("s3", "kms", "rds", "eks", "ec2"))
+    key_id = next((a["TargetKeyId"] for a in kms.list_aliases()["Aliases"] if a["AliasName"] == "alias/kms-ops-p1-party"), None)
+    api = k8s_client.AppsV1Api(k8s_config.new_client_from_config(
+        config_file=os.path.join(sandbox.env["SANDBOX_DIR"], "kube", "kubeconfig-p1.yaml")))
+    try:
+        api.read_namespaced_stateful_set("kms-core", "kms")
+        sts = True
+    except ApiException as e:
+        assert e.status == 404
+        sts = False
+    return {
+        "buckets": sorted(b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith("kms-ops-p1-")),
+        "key": kms.describe_key(KeyId=key_id)["KeyMetadata"] if key_id else None,
+        "databases": [d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]],
+        "clusters": eks.list_clusters()["clusters"],
+        "vpcs": [v["VpcId"] for v in ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["kms-ops-p1"]}])["Vpcs"]],
+        "statefulset": sts,
+    }
+
+
+def assert_untouched(now):
+    assert now["buckets"] == ["kms-ops-p1-private", "kms-ops-p1-public"]
+    assert now["key"]["KeyState"] == "Enabled"
+    assert now["databases"] == ["kms-ops-p1-connector"]
+    assert now["clusters"] == ["kms-ops-p1"]
+    assert len(now["vpcs"]) == 1
+    assert now["statefulset"]
+
+
+def test_without_flags_it_refuses_naming_each_flag_and_deletes_nothing(sandbox):
+    rc, out, TIMINGS["refused"] = teardown(sandbox, "-e", "teardown_confirm_party=party1")
+    assert rc == 2, out[-4000:]
+    assert "Nothing was deleted." in out
+    assert "teardown_delete_nonempty_vaults: kms-ops-p1-private still hold object versions" in out
+    assert "teardown_delete_database: the connector database kms-ops-p1-connector exists." in out
+    assert "teardown_schedule_kms_key_deletion: the KMS key alias/kms-ops-p1-party" in out
+    # the plan names the data it refuses to delete
+    assert EPOCH_KEY in out and "REFUSED without teardown_delete_nonempty_vaults=true" in out
+    assert_untouched(state(sandbox))
+
+
+def test_the_party_name_must_be_confirmed(sandbox):
+    rc, out, _ = teardown(sandbox, "-e", "teardown_confirm_party=party2", *FLAGS)
+    assert rc == 2
+    assert "teardown_confirm_party: must equal this party's name, party1, to tear it down (got party2)" in out
+    assert_untouched(state(sandbox))
+
+
+def test_check_mode_lists_everything_and_deletes_nothing(sandbox):
+    rc, out, TIMINGS["check"] = teardown(sandbox, "--check", *FLAGS)
+    assert rc == 0, out[-6000:]
+    for expected in (
+        "check mode: nothing is deleted",
+        "kms-ops-p1-private (private): holds 1 version(s) of 1 key(s)",
+        "DELETED WITH ITS CONTENTS",
+        "SCHEDULED FOR DELETION in 30 days (not deleted at once)",
+        "connector database kms-ops-p1-connector: postgres",
+        "Delete the endpoint service kms-ops-p1-peer",
+        "StatefulSet kms/kms-core", "Service kms/kms-core-peer",
+        "Delete the ConfigMap kms/kms-core-config", "Delete the namespace kms",
+        "would be deleted with all of them: " + EPOCH_KEY,
+        "DB instance kms-ops-p1-connector (postgres",
+        "would be scheduled for deletion in 30 days",
+        "Delete the node group kms-ops-p1-nitro", "Delete the launch template kms-ops-p1-nitro",
+        "Delete the EKS cluster kms-ops-p1", "Delete the VPC kms-ops-p1",
+    ):
+        assert expected in out, expected
+    assert "changed=0" not in out
+    assert_untouched(state(sandbox))
+
+
+def test_with_the_flags_everything_goes_and_the_key_is_only_scheduled(sandbox):
+    before = state(sandbox)
+    rc, out, TIMINGS["teardown"] = teardown(sandbox, "-e", "teardown_confirm_party=party1", *FLAGS)
+    assert rc == 0, out[-6000:]
+    after = state(sandbox)
+    assert after["buckets"] == []
+    assert after["databases"] == []
+    assert after["clusters"] == []
+    assert after["vpcs"] == []
+    assert not after["statefulset"]
+    # The key still exists, scheduled: it can be restored until its deletion date.
+    assert after["key"]["KeyId"] == before["key"]["KeyId"]
+    assert after["key"]["KeyState"] == "PendingDeletion"
+    days = (after["key"]["DeletionDate"] - datetime.datetime.now(datetime.timezone.utc)).days
+    assert 29 <= days <= 30
+    # The database left a final snapshot.
+    snapshots = sandbox.client("rds").describe_db_snapshots()["DBSnapshots"]
+    assert [s["DBSnapshotIdentifier"] for s in snapshots] == ["kms-ops-p1-connector-final"]
+
+
+def test_a_rerun_finds_nothing_left_to_do(sandbox):
+    rc, out, TIMINGS["rerun"] = teardown(sandbox, "-e", "teardown_confirm_party=party1", *FLAGS)
+    assert rc == 0, out[-6000:]
+    assert "changed=0" in out
+    print("timings (s): " + ", ".join("%s %.0f" % kv for kv in TIMINGS.items()))
