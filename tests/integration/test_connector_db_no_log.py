@@ -76,8 +76,8 @@ def test_the_password_is_absent_from_every_vvv_run(runs):
 
 def test_the_tasks_touching_the_instance_run_with_no_log(runs):
     text = runs["out"]["create"][1]
-    for task in ("Database %s with its password generated and kept by RDS" % IDENT,
-                 "Settings of %s - encryption, deletion protection, backups, network" % IDENT):
+    for task in ("Database with its password generated and kept by RDS - %s" % IDENT,
+                 "Encryption, deletion protection, backups and network of %s" % IDENT):
         assert task in text
         result = text.split(task, 1)[1].split("TASK [", 1)[0]
         assert "censored: 'the output has been hidden" in result, result

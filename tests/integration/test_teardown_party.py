@@ -93,7 +93,7 @@ def test_without_flags_it_refuses_naming_each_flag_and_deletes_nothing(sandbox):
 def test_the_party_name_must_be_confirmed(sandbox):
     rc, out, _ = teardown(sandbox, "-e", "teardown_confirm_party=party2", *FLAGS)
     assert rc == 2
-    assert "teardown_confirm_party: must equal this party's name, party1, to tear it down (got party2)" in out
+    assert "teardown_confirm_party: must equal the name of this party, party1, to tear it down (got party2)" in out
     assert_untouched(state(sandbox))
 
 
