@@ -69,24 +69,8 @@ options:
     description: Most endpoints checked at the same time.
     type: int
     default: 32
-  tls:
-    description:
-      - Use TLS towards the endpoints. The client port of a KMS node is plaintext h2c, so this
-        is for endpoints fronted by a TLS proxy or load balancer.
-    type: bool
-    default: false
-  ca_cert:
-    description: PEM file with the CA certificates to trust (system roots when omitted).
-    type: path
-  client_cert:
-    description: PEM client certificate for mutual TLS (with O(client_key)).
-    type: path
-  client_key:
-    description: PEM private key of O(client_cert).
-    type: path
-  tls_server_name:
-    description: Name expected in the server certificate when it differs from the host.
-    type: str
+extends_documentation_fragment:
+  - threshold_kms.mpc_party.kms_tls
 notes:
   - Member of the C(threshold_kms.mpc_party.kms) action group, so C(module_defaults) for
     C(group/threshold_kms.mpc_party.kms) can set O(timeout) and the TLS options once for

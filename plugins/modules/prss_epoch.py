@@ -72,22 +72,8 @@ options:
     description: Seconds allowed for each gRPC call.
     type: float
     default: 5.0
-  tls:
-    description: Use TLS towards the endpoints (the KMS client port itself is plaintext).
-    type: bool
-    default: false
-  ca_cert:
-    description: PEM file with the CA certificates to trust.
-    type: path
-  client_cert:
-    description: PEM client certificate for mutual TLS (with O(client_key)).
-    type: path
-  client_key:
-    description: PEM private key of O(client_cert).
-    type: path
-  tls_server_name:
-    description: Name expected in the server certificate when it differs from the host.
-    type: str
+extends_documentation_fragment:
+  - threshold_kms.mpc_party.kms_tls
 notes:
   - Member of the C(threshold_kms.mpc_party.kms) action group (shared O(timeout) / TLS defaults).
 requirements:

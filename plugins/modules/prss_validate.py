@@ -57,23 +57,8 @@ options:
     description: Seconds allowed for the cross-check call.
     type: float
     default: 5.0
-  tls:
-    description: Use TLS for the cross-check call.
-    type: bool
-    default: false
-  ca_cert:
-    description: PEM CA certificates for the cross-check call.
-    type: path
-  client_cert:
-    description: PEM client certificate (mutual TLS) for the cross-check call.
-    type: path
-  client_key:
-    description: PEM private key of O(client_cert).
-    type: path
-  tls_server_name:
-    description: Name expected in the server certificate.
-    type: str
 extends_documentation_fragment:
+  - threshold_kms.mpc_party.kms_tls
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3

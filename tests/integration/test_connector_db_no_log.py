@@ -13,6 +13,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+pytestmark = pytest.mark.xdist_group("connector_db_no_log")
+
 PLAYBOOK = os.path.join(ROOT, "tests", "integration", "files", "connector_db.yml")
 PORT = int(os.environ.get("OPS_TEST_CONNECTOR_DB_PORT", "27060"))
 IDENT = "kms-nolog-p3-connector"
