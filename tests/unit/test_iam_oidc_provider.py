@@ -1,7 +1,6 @@
 """iam_oidc_provider: the pure logic (module_utils/iam_oidc.py) and the module run in-process
 against a real moto server (started here, on a port of the AWS-roles range 23100-23119)."""
 import json
-import os
 import urllib.request
 
 import boto3
@@ -17,9 +16,8 @@ THUMB_A = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280"
 THUMB_B = "A" * 40
 
 
-def _port():
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    return 23100 + int("".join(ch for ch in worker if ch.isdigit()) or 0)
+# moto_url (tests/unit/conftest.py) listens on this + the xdist worker number.
+MOTO_PORT_BASE = 23100
 
 
 # ------------------------------------------------------------------ pure logic --
@@ -83,17 +81,6 @@ def test_plan_diffs_client_ids_thumbprints_and_tags():
 
 
 # ------------------------------------------------------------ against moto --
-
-@pytest.fixture(scope="module")
-def moto_url():
-    from moto.server import ThreadedMotoServer
-
-    port = _port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield "http://127.0.0.1:%d" % port
-    server.stop()
-
 
 @pytest.fixture()
 def aws(moto_url, monkeypatch):

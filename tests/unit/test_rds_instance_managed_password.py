@@ -1,7 +1,6 @@
 """rds_instance_managed_password: the pure logic, and the module run in-process against a real
 moto server (started here, on a port of the ops range 27070-27079)."""
 import json
-import os
 import urllib.request
 
 import boto3
@@ -18,9 +17,8 @@ BASE = dict(db_instance_identifier="kms-p1-connector", engine="postgres", engine
             publicly_accessible=False)
 
 
-def _port():
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    return 27070 + int("".join(ch for ch in worker if ch.isdigit()) or 0)
+# moto_url (tests/unit/conftest.py) listens on this + the xdist worker number.
+MOTO_PORT_BASE = 27070
 
 
 # ------------------------------------------------------------------ pure logic --
@@ -65,17 +63,6 @@ def test_plan():
 
 
 # ------------------------------------------------------------ against moto --
-
-@pytest.fixture(scope="module")
-def moto_url():
-    from moto.server import ThreadedMotoServer
-
-    port = _port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield "http://127.0.0.1:%d" % port
-    server.stop()
-
 
 @pytest.fixture()
 def aws(moto_url, monkeypatch):

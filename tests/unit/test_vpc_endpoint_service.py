@@ -17,9 +17,8 @@ P3 = "arn:aws:iam::100000000003:root"
 P4 = "arn:aws:iam::100000000004:root"
 
 
-def _port():
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    return 25000 + int("".join(ch for ch in worker if ch.isdigit()) or 0)
+# moto_url (tests/unit/conftest.py) listens on this + the xdist worker number.
+MOTO_PORT_BASE = 25000
 
 
 # ------------------------------------------------------------------ pure logic --
@@ -65,17 +64,6 @@ def test_plan_update_only_touches_managed_options():
 
 
 # ------------------------------------------------------------ against moto --
-
-@pytest.fixture(scope="module")
-def moto_url():
-    from moto.server import ThreadedMotoServer
-
-    port = _port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield "http://127.0.0.1:%d" % port
-    server.stop()
-
 
 @pytest.fixture()
 def aws(moto_url, monkeypatch):
