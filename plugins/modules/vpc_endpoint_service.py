@@ -25,7 +25,7 @@ description:
   - No module in amazon.aws or community.aws manages endpoint services; this one uses the
     amazon.aws module utilities, so it has their authentication options and retries.
   - It belongs to the action group C(threshold_kms.mpc_party.aws), which extends
-    C(amazon.aws.aws): C(module_defaults) for C(group/threshold_kms.mpc_party.aws) reach this
+    C(amazon.aws.aws). C(module_defaults) for C(group/threshold_kms.mpc_party.aws) reach this
     module and every amazon.aws module (C(group/amazon.aws.aws) alone does not reach it).
 options:
   state:
