@@ -23,7 +23,6 @@ import boto3
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-FIXES = Path(__file__).resolve().parent / "standin_fixes"
 NETWORK = "ops"
 
 
@@ -70,8 +69,7 @@ class Sandbox:
     # ------------------------------------------------------------------ life cycle
     def up(self):
         write_inventory(self.inventory, self.port_base)
-        env = dict(self.env, PYTHONPATH=os.pathsep.join([str(FIXES)] + ([self.env["PYTHONPATH"]] if self.env.get("PYTHONPATH") else [])))
-        self._tool(["up", "--inventory", str(self.inventory), "--timeout", "120"], env)
+        self._tool(["up", "--inventory", str(self.inventory), "--timeout", "120"], self.env)
         for line in (self.dir / "sandbox" / "env").read_text().splitlines():
             if line.startswith("export "):
                 key, _, value = line[len("export "):].partition("=")

@@ -12,6 +12,8 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from tests.support.aws_standin import extend
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 pytestmark = pytest.mark.xdist_group("connector_db_no_log")
 
@@ -42,6 +44,7 @@ def playbook(*extra):
 
 @pytest.fixture(scope="module")
 def runs():
+    extend(secure=False)  # the AWS stand-in's moto (gp3 baseline, KMS ids), plain HTTP
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=PORT, verbose=False)
     server.start()
     try:

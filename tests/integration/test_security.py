@@ -402,8 +402,7 @@ def test_database_password_never_in_vvv_output(standins, sandbox_inventory, tmp_
     playbook.write_text(CONNECTOR_DB_PLAYBOOK)
     extra = {"enable_rds": True, "connector_db_vpc_id": vpc_id,
              "connector_db_subnet_ids": [s["SubnetId"] for s in private][:3],
-             "connector_db_node_security_group_id": groups[0]["GroupId"],
-             "connector_db_storage_type": "gp2"}  # moto gap, see molecule/connector_db/vars.yml
+             "connector_db_node_security_group_id": groups[0]["GroupId"]}
     run = run_playbook(str(playbook), sandbox_inventory, "--limit", "party1", "-e", json.dumps(extra),
                        verbosity=3, env=standins.env(), timeout=900)
     assert run.rc == 0, run.tail()

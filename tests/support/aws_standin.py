@@ -14,6 +14,17 @@ at import), whereas EKS gives each cluster its own. Parties sharing one stand-in
 then share one IAM OIDC provider and fight over it; the extension gives each cluster the
 issuer id EKS would (32 upper-case hex), derived from the cluster ARN so it is stable.
 
+moto 5.2.5 KmsBackend.schedule_key_deletion, cancel_key_deletion, enable_key and disable_key
+index the key table with the KeyId exactly as sent, so a key ARN (what AWS accepts, and what
+amazon.aws.kms_key sends: state=absent schedules the deletion by ARN, a later state=present
+cancels it and enables the key by ARN) raises KeyError -> HTTP 500. The extension normalises
+the id first, as moto's other KMS calls do (any_id_to_key_id).
+
+moto 5.2.5 reports neither Iops nor StorageThroughput for a gp3 DB instance created without
+them, whereas RDS reports the gp3 baseline (3000 IOPS, 125 MiB/s below 400 GiB);
+amazon.aws.rds_instance reads both for gp3 and fails with KeyError. The extension fills in
+the baseline when the instance is created.
+
 Nothing in boto3 or in the clients is patched; the changes live in the server process.
 """
 import hashlib
@@ -57,13 +68,53 @@ def _unique_issuer(init):
     return __init__
 
 
-def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "-c" in argv or "--ssl-cert" in argv:
-        # Every request this server receives is secure: the TLS-only condition is false for all.
+def _kms_key_by_any_id(backend):
+    """KmsBackend calls that take a KeyId accept an ARN or alias too, as AWS does."""
+    for name in ("schedule_key_deletion", "cancel_key_deletion", "enable_key", "disable_key"):
+        original = getattr(backend, name)
+
+        def by_any_id(self, key_id, *args, _original=original, **kwargs):
+            return _original(self, self.any_id_to_key_id(key_id), *args, **kwargs)
+
+        setattr(backend, name, by_any_id)
+
+
+GP3_BASELINE_IOPS = 3000
+GP3_BASELINE_THROUGHPUT = 125
+
+
+def _gp3_baseline(init):
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        if getattr(self, "storage_type", None) == "gp3":
+            if self.iops is None:
+                self.iops = GP3_BASELINE_IOPS
+            if self.storage_throughput is None:
+                self.storage_throughput = GP3_BASELINE_THROUGHPUT
+    return __init__
+
+
+def extend(secure):
+    """Apply every extension to moto in this process (the server's: call before serving).
+
+    ``secure``: the server speaks HTTPS, so every request it receives is secure.
+    """
+    if secure:
         FakeBucket.get_permission = get_permission
     from moto.eks.models import Cluster
+    from moto.kms.models import KmsBackend
+    from moto.rds.models import DBInstance
+    if getattr(Cluster, "_standin_extended", False):
+        return
     Cluster.__init__ = _unique_issuer(Cluster.__init__)
+    _kms_key_by_any_id(KmsBackend)
+    DBInstance.__init__ = _gp3_baseline(DBInstance.__init__)
+    Cluster._standin_extended = True
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extend(secure="-c" in argv or "--ssl-cert" in argv)
     from moto.server import main as moto_main
     moto_main(argv)
 

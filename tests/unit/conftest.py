@@ -13,6 +13,10 @@ def moto_url(request):
     """
     from moto.server import ThreadedMotoServer
 
+    from tests.support.aws_standin import extend
+
+    extend(secure=False)  # the same moto as tools/sandbox and Molecule run (plain HTTP here)
+
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
     port = request.module.MOTO_PORT_BASE + int("".join(ch for ch in worker if ch.isdigit()) or 0)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

@@ -37,7 +37,7 @@ def wait_port(port, host="127.0.0.1", timeout=15.0):
 
 
 class MotoProcess(object):
-    """``moto_server`` in its own process (its state is not shared with in-process mocks)."""
+    """The AWS stand-in (moto server with tests/support/aws_standin.py) in its own process."""
 
     def __init__(self, port):
         self.port = port
@@ -45,10 +45,9 @@ class MotoProcess(object):
         self.url = "http://127.0.0.1:%d" % port
 
     def start(self):
-        exe = os.path.join(os.path.dirname(sys.executable), "moto_server")
-        cmd = [exe] if os.path.exists(exe) else [sys.executable, "-m", "moto.server"]
-        self.proc = subprocess.Popen(cmd + ["-H", "127.0.0.1", "-p", str(self.port)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+        cmd = [sys.executable, "-m", "tests.support.aws_standin", "-H", "127.0.0.1", "-p", str(self.port)]
+        self.proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_port(self.port)
         except RuntimeError:
