@@ -20,6 +20,9 @@ import yaml
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import kms_config_schema as schema
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# One worker for the whole module: the module-scoped render of both inventories then runs once,
+# not once per xdist worker (it was measured twice in one run, 150-175 s each).
+pytestmark = pytest.mark.xdist_group("manifests")
 K8S_VERSION = "1.32.0"
 EXPECTED = [
     "00-namespace-kms.yaml",
