@@ -9,17 +9,12 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.threshold_kms.mpc_party.plugins.modules import eks_cluster_info as module
 
 REGION = "eu-west-1"
+MOTO_PORT_BASE = 27080  # + the xdist worker number; the moto_url fixture is in conftest.py
 
 
 @pytest.fixture(scope="module")
-def aws():
-    from moto.server import ThreadedMotoServer
-
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    port = 27080 + int("".join(ch for ch in worker if ch.isdigit()) or 0)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = "http://127.0.0.1:%d" % port
+def aws(moto_url):
+    url = moto_url
     saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
     kw = dict(endpoint_url=url, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
@@ -31,7 +26,6 @@ def aws():
         name="kms-info-p1", roleArn="arn:aws:iam::123456789012:role/kms-info-p1-cluster",
         resourcesVpcConfig={"subnetIds": subnets}, tags={"mpc-cluster": "kms-info-p1"})["cluster"]
     yield {"url": url, "vpc": vpc, "subnets": subnets, "cluster": cluster}
-    server.stop()
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)

@@ -4,7 +4,6 @@ against a real moto server (port range 23140-23159).
 moto 5.2.5 has no UpdateNodegroupVersion, so a launch template or release version change is
 covered by the plan tests only."""
 import json
-import os
 import urllib.request
 
 import boto3
@@ -19,9 +18,7 @@ ROLE = "arn:aws:iam::123456789012:role/nodes"
 ENCLAVE_TAINT = {"key": "node.kubernetes.io/enclave-enabled", "value": "true", "effect": "NO_SCHEDULE"}
 
 
-def _port():
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    return 23140 + int("".join(ch for ch in worker if ch.isdigit()) or 0)
+MOTO_PORT_BASE = 23140  # + the xdist worker number; the moto_url fixture is in conftest.py
 
 
 def params(**over):
@@ -132,16 +129,6 @@ def test_validate_params_names_the_option_and_rule():
 
 
 # ------------------------------------------------------------ against moto --
-
-@pytest.fixture(scope="module")
-def moto_url():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_port(), verbose=False)
-    server.start()
-    yield "http://127.0.0.1:%d" % _port()
-    server.stop()
-
 
 @pytest.fixture()
 def aws(moto_url, monkeypatch):

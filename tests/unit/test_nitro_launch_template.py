@@ -2,7 +2,6 @@
 in-process against a real moto server (port range 23120-23139)."""
 import base64
 import json
-import os
 import urllib.request
 
 import boto3
@@ -16,9 +15,7 @@ REGION = "eu-west-1"
 USER_DATA = "#!/bin/bash\necho enclave\n"
 
 
-def _port():
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    return 23120 + int("".join(ch for ch in worker if ch.isdigit()) or 0)
+MOTO_PORT_BASE = 23120  # + the xdist worker number; the moto_url fixture is in conftest.py
 
 
 def params(**over):
@@ -81,16 +78,6 @@ def test_readable_decodes_user_data_for_diff():
 
 
 # ------------------------------------------------------------ against moto --
-
-@pytest.fixture(scope="module")
-def moto_url():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_port(), verbose=False)
-    server.start()
-    yield "http://127.0.0.1:%d" % _port()
-    server.stop()
-
 
 @pytest.fixture()
 def aws(moto_url, monkeypatch):

@@ -2,7 +2,6 @@
 in-process against a real moto server (port range 23160-23179)."""
 import datetime
 import json
-import os
 import urllib.request
 
 import boto3
@@ -17,9 +16,7 @@ REGION = "eu-west-1"
 ROLE = "arn:aws:iam::123456789012:role/replication"
 
 
-def _port():
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    return 23160 + int("".join(ch for ch in worker if ch.isdigit()) or 0)
+MOTO_PORT_BASE = 23160  # + the xdist worker number; the moto_url fixture is in conftest.py
 
 
 # ------------------------------------------------------------------ pure logic --
@@ -64,16 +61,6 @@ def test_versions_summary_counts_everything_a_deletion_destroys():
 
 
 # ------------------------------------------------------------ against moto --
-
-@pytest.fixture(scope="module")
-def moto_url():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_port(), verbose=False)
-    server.start()
-    yield "http://127.0.0.1:%d" % _port()
-    server.stop()
-
 
 @pytest.fixture()
 def aws(moto_url, monkeypatch):
