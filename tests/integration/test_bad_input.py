@@ -16,66 +16,10 @@ import yaml
 
 from .conftest import PROXY_PORTS, load_network, run_playbook
 from .standin_proxy import FaultProxy
+from tests.support.network_mutations import (both, drop_party, dup_party, host_set, net_set, party_del, party_set,
+                                             party_set_from, port_of)
 
 PREFLIGHT = "threshold_kms.mpc_party.preflight : "
-
-
-def _p(net, pid):
-    return next(p for p in net["parties"] if p["party_id"] == pid)
-
-
-def net_set(key, value):
-    def mutate(net, hv):
-        net[key] = value
-    return mutate
-
-
-def party_set(pid, key, value):
-    def mutate(net, hv):
-        _p(net, pid)[key] = value
-    return mutate
-
-
-def party_del(pid, key):
-    def mutate(net, hv):
-        del _p(net, pid)[key]
-    return mutate
-
-
-def host_set(key, value):
-    def mutate(net, hv):
-        hv[key] = value
-    return mutate
-
-
-def both(*mutations):
-    def mutate(net, hv):
-        for m in mutations:
-            m(net, hv)
-    return mutate
-
-
-def drop_party(pid):
-    def mutate(net, hv):
-        net["parties"] = [p for p in net["parties"] if p["party_id"] != pid]
-    return mutate
-
-
-def dup_party(net, hv):
-    net["parties"].append(copy.deepcopy(net["parties"][1]))
-
-
-def port_of(pid, key):
-    """A port of party ``pid`` in the inventory (the suite moves them; read, don't hard-code)."""
-    def value(net):
-        return _p(net, pid)[key]
-    return value
-
-
-def party_set_from(pid, key, source):
-    def mutate(net, hv):
-        _p(net, pid)[key] = source(net)
-    return mutate
 
 
 PCR = "c" * 96

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import network_model as nm
+from tests.support.network_mutations import both, drop_party, dup_party, host_set, net_set, party, party_del, party_set
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -38,108 +39,59 @@ def test_shipped_sandbox_networks_are_valid(inventory, t):
         assert mpc["prefixes"] == {"public": "PUB-p%d" % pid, "private": "PRIV-p%d" % pid, "backup": "BACKUP-p%d" % pid}
 
 
-def _p(net, pid):
-    return next(p for p in net["parties"] if p["party_id"] == pid)
-
-
-def _set(path, value):
-    def mutate(net, pv):
-        target = net
-        keys = path.split(".")
-        for key in keys[:-1]:
-            target = _p(target, int(key[1:])) if key.startswith("#") else target[key]
-        target[keys[-1]] = value
-    return mutate
-
-
-def _party(pid, key, value):
-    def mutate(net, pv):
-        _p(net, pid)[key] = value
-    return mutate
-
-
-def _del_party_key(pid, key):
-    def mutate(net, pv):
-        del _p(net, pid)[key]
-    return mutate
-
-
-def _pv(key, value):
-    def mutate(net, pv):
-        pv[key] = value
-    return mutate
-
-
-def _drop_party(pid):
-    def mutate(net, pv):
-        net["parties"] = [p for p in net["parties"] if p["party_id"] != pid]
-    return mutate
-
-
-def _dup_party(net, pv):
-    net["parties"].append(copy.deepcopy(net["parties"][1]))
-
-
-def _both(*muts):
-    def mutate(net, pv):
-        for m in muts:
-            m(net, pv)
-    return mutate
-
-
 BAD = [
     # (id, mutation, field named, rule words)
-    ("n-not-3t+1", _set("n", 5), "mpc_network.n", "3t + 1"),
-    ("t-zero", _both(_set("t", 0), _set("n", 1)), "mpc_network.t", "at least 1"),
-    ("n-string", _set("n", "4"), "mpc_network.n", "integer"),
-    ("t-wrong-for-13", _set("t", 1), "mpc_network.n", "3t + 1"),
-    ("party-count", _drop_party(4), "mpc_network.parties", "n = 4"),
-    ("duplicate-id", _party(2, "party_id", 1), "party_id", "unique"),
-    ("id-out-of-range", _party(4, "party_id", 7), "party_id", "1..n"),
-    ("id-zero", _party(4, "party_id", 0), "party_id", "1..n"),
-    ("id-string", _party(3, "party_id", "3"), "party_id", "integer"),
-    ("duplicate-endpoint", _party(2, "peer_port", 50001), "address", "unique"),
-    ("duplicate-identity", _party(2, "mpc_identity", "party1.sandbox.kms.local"), "mpc_identity", "unique"),
-    ("bad-identity", _party(2, "mpc_identity", "Party 2!"), "mpc_identity", "DNS name"),
-    ("port-zero", _party(1, "peer_port", 0), "peer_port", "1..65535"),
-    ("port-too-big", _party(1, "client_port", 70000), "client_port", "1..65535"),
-    ("port-string", _party(1, "client_port", "50101"), "client_port", "integer"),
-    ("port-clash-in-party", _party(1, "metrics_port", 50101), "metrics_port", "collides"),
-    ("port-clash-across-parties", _party(2, "client_port", 50101), "client_port", "already used by party 1"),
-    ("bad-pcr-length", _set("trusted_releases", [{"pcr0": "ab" * 47, "pcr1": "0" * 96, "pcr2": "0" * 96}]), "trusted_releases[0].pcr0", "96 lowercase"),
-    ("bad-pcr-upper", _set("trusted_releases", [{"pcr0": "A" * 96, "pcr1": "0" * 96, "pcr2": "0" * 96}]), "pcr0", "96 lowercase"),
-    ("missing-pcr2", _set("trusted_releases", [{"pcr0": "a" * 96, "pcr1": "0" * 96}]), "pcr2", "required"),
-    ("auto-tls-no-releases", _both(_set("tls_mode", "auto"), _set("trusted_releases", [])), "mpc_network.trusted_releases", "tls_mode is auto"),
-    ("mainnet-no-tls", _set("environment", "mainnet"), "mpc_network.tls_mode", "mainnet"),
-    ("bad-environment", _set("environment", "prod"), "mpc_network.environment", "testnet, mainnet"),
-    ("bad-tls-mode", _set("tls_mode", "off"), "mpc_network.tls_mode", "one of"),
-    ("bucket-uppercase", _party(1, "public_bucket", "KMS-Public"), "public_bucket", "lowercase"),
-    ("bucket-too-short", _party(1, "public_bucket", "ab"), "public_bucket", "3 to 63"),
-    ("bucket-ip", _party(1, "public_bucket", "192.168.1.1"), "public_bucket", "IP address"),
-    ("bucket-double-dot", _pv("mpc_private_bucket", "kms..private"), "mpc_private_bucket", "adjacent dots"),
-    ("bucket-missing", _pv("mpc_private_bucket", ""), "mpc_private_bucket", "required"),
-    ("bucket-shared", _pv("mpc_private_bucket", "kms-sandbox-p1-public"), "mpc_private_bucket", "separate buckets"),
-    ("missing-region", _del_party_key(2, "region"), "parties[party_id=2].region", "required"),
-    ("bad-region", _party(2, "region", "europe-1"), "region", "AWS region"),
-    ("party-region-mismatch", _pv("mpc_aws_region", "us-east-1"), "mpc_aws_region", "differs"),
-    ("unknown-party", _pv("mpc_party_id", 9), "mpc_party_id", "not in mpc_network.parties"),
-    ("party-id-missing", _pv("mpc_party_id", None), "mpc_party_id", "required"),
-    ("account-unquoted", _party(3, "aws_account_id", 123456789012), "aws_account_id", "12 digits"),
-    ("account-short", _party(3, "aws_account_id", "12345"), "aws_account_id", "12 digits"),
-    ("address-with-scheme", _party(3, "address", "https://party3.example.com"), "address", "without scheme"),
-    ("missing-address", _del_party_key(3, "address"), "parties[party_id=3].address", "required"),
-    ("unknown-party-key", _party(3, "regoin", "eu-west-1"), "regoin", "unknown key"),
-    ("unknown-network-key", _set("threshold", 1), "mpc_network.threshold", "unknown key"),
-    ("bad-service-name", _party(2, "privatelink_service_name", "vpce-svc-123"), "privatelink_service_name", "com.amazonaws.vpce"),
-    ("duplicate-party-entry", _dup_party, "mpc_network.parties", "exactly once"),
-    ("bad-prefix-other-type", _pv("mpc_vault_prefixes", {"private": "PUB-secret"}), "mpc_vault_prefixes.private", "another vault's type name"),
-    ("empty-prefix", _pv("mpc_vault_prefixes", {"public": ""}), "mpc_vault_prefixes.public", "non-empty"),
-    ("prefix-slash", _pv("mpc_vault_prefixes", {"backup": "BACKUP/p1"}), "mpc_vault_prefixes.backup", "letters, digits"),
-    ("bad-cluster-name", _pv("mpc_cluster_name", "kms cluster"), "mpc_cluster_name", "letters, digits"),
-    ("bad-namespace", _pv("mpc_namespace", "KMS_ns"), "mpc_namespace", "DNS label"),
-    ("bad-endpoint-url", _pv("mpc_aws_endpoint_url", "127.0.0.1:4566"), "mpc_aws_endpoint_url", "http(s) URL"),
-    ("parties-not-list", _set("parties", {"party1": {}}), "mpc_network.parties", "must be a list"),
-    ("ca-pem-missing", _party(1, "ca_certificate", {"source": "pem"}), "ca_certificate.pem", "required"),
+    ("n-not-3t+1", net_set("n", 5), "mpc_network.n", "3t + 1"),
+    ("t-zero", both(net_set("t", 0), net_set("n", 1)), "mpc_network.t", "at least 1"),
+    ("n-string", net_set("n", "4"), "mpc_network.n", "integer"),
+    ("t-wrong-for-13", net_set("t", 1), "mpc_network.n", "3t + 1"),
+    ("party-count", drop_party(4), "mpc_network.parties", "n = 4"),
+    ("duplicate-id", party_set(2, "party_id", 1), "party_id", "unique"),
+    ("id-out-of-range", party_set(4, "party_id", 7), "party_id", "1..n"),
+    ("id-zero", party_set(4, "party_id", 0), "party_id", "1..n"),
+    ("id-string", party_set(3, "party_id", "3"), "party_id", "integer"),
+    ("duplicate-endpoint", party_set(2, "peer_port", 50001), "address", "unique"),
+    ("duplicate-identity", party_set(2, "mpc_identity", "party1.sandbox.kms.local"), "mpc_identity", "unique"),
+    ("bad-identity", party_set(2, "mpc_identity", "Party 2!"), "mpc_identity", "DNS name"),
+    ("port-zero", party_set(1, "peer_port", 0), "peer_port", "1..65535"),
+    ("port-too-big", party_set(1, "client_port", 70000), "client_port", "1..65535"),
+    ("port-string", party_set(1, "client_port", "50101"), "client_port", "integer"),
+    ("port-clash-in-party", party_set(1, "metrics_port", 50101), "metrics_port", "collides"),
+    ("port-clash-across-parties", party_set(2, "client_port", 50101), "client_port", "already used by party 1"),
+    ("bad-pcr-length", net_set("trusted_releases", [{"pcr0": "ab" * 47, "pcr1": "0" * 96, "pcr2": "0" * 96}]), "trusted_releases[0].pcr0", "96 lowercase"),
+    ("bad-pcr-upper", net_set("trusted_releases", [{"pcr0": "A" * 96, "pcr1": "0" * 96, "pcr2": "0" * 96}]), "pcr0", "96 lowercase"),
+    ("missing-pcr2", net_set("trusted_releases", [{"pcr0": "a" * 96, "pcr1": "0" * 96}]), "pcr2", "required"),
+    ("auto-tls-no-releases", both(net_set("tls_mode", "auto"), net_set("trusted_releases", [])), "mpc_network.trusted_releases", "tls_mode is auto"),
+    ("mainnet-no-tls", net_set("environment", "mainnet"), "mpc_network.tls_mode", "mainnet"),
+    ("bad-environment", net_set("environment", "prod"), "mpc_network.environment", "testnet, mainnet"),
+    ("bad-tls-mode", net_set("tls_mode", "off"), "mpc_network.tls_mode", "one of"),
+    ("bucket-uppercase", party_set(1, "public_bucket", "KMS-Public"), "public_bucket", "lowercase"),
+    ("bucket-too-short", party_set(1, "public_bucket", "ab"), "public_bucket", "3 to 63"),
+    ("bucket-ip", party_set(1, "public_bucket", "192.168.1.1"), "public_bucket", "IP address"),
+    ("bucket-double-dot", host_set("mpc_private_bucket", "kms..private"), "mpc_private_bucket", "adjacent dots"),
+    ("bucket-missing", host_set("mpc_private_bucket", ""), "mpc_private_bucket", "required"),
+    ("bucket-shared", host_set("mpc_private_bucket", "kms-sandbox-p1-public"), "mpc_private_bucket", "separate buckets"),
+    ("missing-region", party_del(2, "region"), "parties[party_id=2].region", "required"),
+    ("bad-region", party_set(2, "region", "europe-1"), "region", "AWS region"),
+    ("party-region-mismatch", host_set("mpc_aws_region", "us-east-1"), "mpc_aws_region", "differs"),
+    ("unknown-party", host_set("mpc_party_id", 9), "mpc_party_id", "not in mpc_network.parties"),
+    ("party-id-missing", host_set("mpc_party_id", None), "mpc_party_id", "required"),
+    ("account-unquoted", party_set(3, "aws_account_id", 123456789012), "aws_account_id", "12 digits"),
+    ("account-short", party_set(3, "aws_account_id", "12345"), "aws_account_id", "12 digits"),
+    ("address-with-scheme", party_set(3, "address", "https://party3.example.com"), "address", "without scheme"),
+    ("missing-address", party_del(3, "address"), "parties[party_id=3].address", "required"),
+    ("unknown-party-key", party_set(3, "regoin", "eu-west-1"), "regoin", "unknown key"),
+    ("unknown-network-key", net_set("threshold", 1), "mpc_network.threshold", "unknown key"),
+    ("bad-service-name", party_set(2, "privatelink_service_name", "vpce-svc-123"), "privatelink_service_name", "com.amazonaws.vpce"),
+    ("duplicate-party-entry", dup_party, "mpc_network.parties", "exactly once"),
+    ("bad-prefix-other-type", host_set("mpc_vault_prefixes", {"private": "PUB-secret"}), "mpc_vault_prefixes.private", "another vault's type name"),
+    ("empty-prefix", host_set("mpc_vault_prefixes", {"public": ""}), "mpc_vault_prefixes.public", "non-empty"),
+    ("prefix-slash", host_set("mpc_vault_prefixes", {"backup": "BACKUP/p1"}), "mpc_vault_prefixes.backup", "letters, digits"),
+    ("bad-cluster-name", host_set("mpc_cluster_name", "kms cluster"), "mpc_cluster_name", "letters, digits"),
+    ("bad-namespace", host_set("mpc_namespace", "KMS_ns"), "mpc_namespace", "DNS label"),
+    ("bad-endpoint-url", host_set("mpc_aws_endpoint_url", "127.0.0.1:4566"), "mpc_aws_endpoint_url", "http(s) URL"),
+    ("parties-not-list", net_set("parties", {"party1": {}}), "mpc_network.parties", "must be a list"),
+    ("ca-pem-missing", party_set(1, "ca_certificate", {"source": "pem"}), "ca_certificate.pem", "required"),
 ]
 
 
@@ -158,8 +110,8 @@ def test_bad_input_names_field_and_rule(case_id, mutate, field, rule):
 def test_all_errors_reported_at_once():
     network = copy.deepcopy(load_network("sandbox"))
     network["n"] = 7
-    _p(network, 2)["peer_port"] = 0
-    _p(network, 3)["region"] = "mars-1"
+    party(network, 2)["peer_port"] = 0
+    party(network, 3)["region"] = "mars-1"
     with pytest.raises(nm.NetworkError) as info:
         nm.validate(network, party_vars())
     text = str(info.value)
