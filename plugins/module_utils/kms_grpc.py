@@ -238,6 +238,9 @@ def _short(text, limit=_ERROR_CHARS):
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+short = _short  # public: one line, at most ``limit`` characters
+
+
 def diagnose(exc, ep, tls, states, timeout, probe_budget=0.5):
     """Turn a grpc.RpcError into (kind, readable message).
 

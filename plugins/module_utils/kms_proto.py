@@ -20,7 +20,8 @@ What is described here (field numbers from docs/reference kms-node.md, release l
 Only the fields this collection reads or writes are described. Messages whose upstream
 layout is not pinned by the reference (``PreviousEpochInfo``, the EIP-712 domain, most of
 ``EpochResultResponse``) are described with the fields we are sure of; unknown fields sent
-by a real server are kept by protobuf and ignored.
+by a real server are kept by protobuf and ignored. ``GetEpochResult`` responses are not
+decoded at all on the client side (``RAW_RESPONSE_METHODS``): only the status code counts.
 
 Also here, because the modules and the simulator must agree on it: ``status_for()``, the
 server's health rule.
@@ -188,8 +189,8 @@ def _kms_v1_file():
         ("domain", 4, _MSG, _OPT, ".kms.v1.Eip712DomainMsg"),
         ("extra_data", 5, _BYTES, _OPT, None),
         ("signing_schemes", 6, _ENUM, _REP, ".kms.v1.SigningSchemeType")])
-    # For a PRSS-only epoch the server returns the epoch id; the other fields are for
-    # resharing and not read by this collection.
+    # Its layout is not pinned by the reference: the simulator answers with a RequestId in
+    # field 1, but the client never decodes it (RAW_RESPONSE_METHODS): OK means done.
     _message(fdp, "EpochResultResponse", [("epoch_id", 1, _MSG, _OPT, ".kms.v1.RequestId")])
     return fdp
 
@@ -242,6 +243,22 @@ def serializer(method):
     return METHODS[method][0].SerializeToString
 
 
+# Responses the client never decodes: only the gRPC status of the call matters. The layout
+# of EpochResultResponse is not pinned by the reference (kms-node.md says only "OK means
+# done"); decoding it with a guessed layout would turn a done epoch into a client-side
+# INTERNAL "Exception deserializing response" if the real server's fields differ.
+RAW_RESPONSE_METHODS = frozenset([METHOD_GET_EPOCH_RESULT])
+
+
+def _raw_bytes(data):
+    return data
+
+
 def deserializer(method):
-    """Response deserializer for a method path (client side)."""
+    """Response deserializer for a method path (client side).
+
+    Methods in RAW_RESPONSE_METHODS return the undecoded bytes.
+    """
+    if method in RAW_RESPONSE_METHODS:
+        return _raw_bytes
     return METHODS[method][1].FromString

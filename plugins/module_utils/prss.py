@@ -31,6 +31,9 @@ from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import kms
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import kms_grpc as G
 
 VAULT_STATES = ("present", "missing", "empty", "access_denied")
+# Shortest timeout given to a call near a deadline (a shorter one only produces false
+# DEADLINE_EXCEEDED for healthy nodes).
+_MIN_CALL = 0.2
 _DENIED = ("403", "AccessDenied", "Forbidden", "AllAccessDisabled")
 _MISSING = ("404", "NoSuchKey", "NotFound", "NoSuchBucket")
 
@@ -142,16 +145,27 @@ class EpochClient(object):
         return list(self.pool.map(lambda i: fn(self.endpoints[i], self.channels[i][0], self.channels[i][1]),
                                   range(len(self.endpoints))))
 
-    def status(self, epoch_id):
-        """GetEpochResult on every endpoint: [{party_id, endpoint, state, error}].
+    def _call_timeout(self, deadline):
+        """Seconds for one call: the call timeout, capped at what is left before ``deadline``
+        (time.monotonic() value or None), never below _MIN_CALL."""
+        if deadline is None:
+            return self.timeout
+        return max(_MIN_CALL, min(self.timeout, deadline - time.monotonic()))
+
+    def status(self, epoch_id, deadline=None):
+        """GetEpochResult on every endpoint: [{party_id, endpoint, state, error, code}].
 
         state: done (OK) | running (UNAVAILABLE from the node) | not_found | failed (INTERNAL /
-        ABORTED from the node) | unreachable (no connection) | error (anything else).
+        ABORTED from the node) | unreachable (no connection, or no answer in time) | error
+        (anything else). Only the status code counts; the response body is not decoded.
+        With ``deadline`` (a time.monotonic() value) no call outlives it by more than
+        _MIN_CALL plus a short TCP probe.
         """
         def one(ep, channel, states):
             item = {"party_id": ep["party_id"], "endpoint": ep["address"], "state": None, "error": "", "code": "OK"}
+            budget = self._call_timeout(deadline)
             try:
-                G.call(channel, P.METHOD_GET_EPOCH_RESULT, P.messages.RequestId(request_id=epoch_id), self.timeout)
+                G.call(channel, P.METHOD_GET_EPOCH_RESULT, P.messages.RequestId(request_id=epoch_id), budget)
                 item["state"] = "done"
                 return item
             except grpc.RpcError as exc:
@@ -164,21 +178,25 @@ class EpochClient(object):
                     item["state"], item["error"] = "not_found", exc.details() or ""
                 elif code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.ABORTED) and from_node:
                     item["state"], item["error"] = "failed", exc.details() or ""
-                elif not from_node:
-                    item["state"] = "unreachable"
-                    item["error"] = G.diagnose(exc, ep, self.tls, states, self.timeout)[1]
                 else:
-                    item["state"] = "error"
-                    item["error"] = G.diagnose(exc, ep, self.tls, states, self.timeout)[1]
+                    item["state"] = "error" if from_node else "unreachable"
+                    item["error"] = G.diagnose(exc, ep, self.tls, states, budget,
+                                               probe_budget=self._probe_budget(deadline))[1]
                 return item
         return self._each(one)
 
-    def start(self, context_id, epoch_id, signing_schemes, only=None):
+    @staticmethod
+    def _probe_budget(deadline):
+        if deadline is None:
+            return 0.5
+        return min(0.5, max(0.1, deadline - time.monotonic()))
+
+    def start(self, context_id, epoch_id, signing_schemes, only=None, deadline=None):
         """NewMpcEpoch on every endpoint (or the indexes in ``only``) at about the same time.
 
-        Returns [{party_id, endpoint, result, error}], result: started | already_exists |
-        skipped | error. The channels are already connected by a previous status() call, so
-        the requests leave within milliseconds of each other.
+        Returns [{party_id, endpoint, result, error, code}], result: started | already_exists |
+        skipped | error (code: the gRPC status name). The channels are already connected by a
+        previous status() call, so the requests leave within milliseconds of each other.
         """
         request = P.messages.NewMpcEpochRequest(signing_schemes=[P.SIGNING_SCHEMES[s] for s in signing_schemes])
         request.context_id.request_id = context_id
@@ -188,48 +206,90 @@ class EpochClient(object):
         def one(i):
             ep, (channel, states) = self.endpoints[i], self.channels[i]
             item = {"party_id": ep["party_id"], "endpoint": ep["address"], "result": "skipped", "error": "",
-                    "sent_at": None}
+                    "code": None, "sent_at": None}
             if i not in wanted:
                 return item
             item["sent_at"] = time.time()
+            budget = self._call_timeout(deadline)
             try:
-                G.call(channel, P.METHOD_NEW_MPC_EPOCH, request, self.timeout)
-                item["result"] = "started"
+                G.call(channel, P.METHOD_NEW_MPC_EPOCH, request, budget)
+                item["result"], item["code"] = "started", "OK"
             except grpc.RpcError as exc:
+                item["code"] = exc.code().name
                 if exc.code() == grpc.StatusCode.ALREADY_EXISTS:
                     item["result"], item["error"] = "already_exists", exc.details() or ""
+                elif G.from_server(exc):
+                    # The node answered and refused: its own status and words.
+                    item["result"] = "error"
+                    item["error"] = "%s: %s" % (exc.code().name, G.short(exc.details() or "(no details)"))
                 else:
                     item["result"] = "error"
-                    item["error"] = G.diagnose(exc, ep, self.tls, states, self.timeout)[1]
+                    item["error"] = "%s: %s" % (exc.code().name, G.diagnose(
+                        exc, ep, self.tls, states, budget, probe_budget=self._probe_budget(deadline))[1])
             return item
         return list(self.pool.map(one, range(len(self.endpoints))))
 
 
+def _state_line(p):
+    return "%s: %s%s" % (p["endpoint"], p["state"], (" (%s)" % p["error"]) if p["error"] else "")
+
+
+def _who(p):
+    return ("party %s (%s)" % (p["party_id"], p["endpoint"])) if p.get("party_id") else p["endpoint"]
+
+
+def progress(epoch_id, parties):
+    """One readable line: how many parties are done and what the others are doing."""
+    done = [p for p in parties if p["state"] == "done"]
+    others = [p for p in parties if p["state"] != "done"]
+    line = "epoch %s...%s: %d of %d parties done" % (epoch_id[:4], epoch_id[-4:], len(done), len(parties))
+    if others:
+        line += "; waiting for " + "; ".join(
+            "%s: %s%s" % (_who(p), p["state"], (" - %s" % G.short(p["error"], 120)) if p["error"] else "")
+            for p in others)
+    return line
+
+
 def run_epoch(endpoints, context_id, epoch_id, signing_schemes=("ECDSA256K1",), start=True, wait=True,
               wait_timeout=1200.0, poll_interval=1.0, timeout=10.0, tls=None, check_mode=False,
-              require_all_reachable=True, sleep=time.sleep):
+              require_all_reachable=True, sleep=time.sleep, deadline=None):
     """Start (if needed) and optionally wait for a PRSS epoch on every endpoint.
 
     1. GetEpochResult everywhere: who is done, running, not asked yet, unreachable.
     2. Unless check_mode or start=False: NewMpcEpoch to every party that does not know the
        epoch yet, all at once (ALREADY_EXISTS counts as done). With require_all_reachable,
        nothing is sent while any party is unreachable (a partial start only leaves the others
-       waiting).
+       waiting). A party that refuses NewMpcEpoch is an error at once, wait or not: the
+       epoch cannot complete without it.
     3. If wait: poll GetEpochResult every poll_interval until all are done, one has failed,
-       or wait_timeout passes.
+       or the wait ends.
 
-    Returns a dict with changed, done, parties, started, already_exists, polls, elapsed and,
-    when the run cannot succeed, ``error``.
+    The wait ends at ``wait_timeout`` seconds after the start of the call or at ``deadline``
+    (a Unix time, time.time(); e.g. the prss_init role's overall deadline), whichever comes
+    first. Every call is capped at the time left, so the whole run overruns that end by at
+    most _MIN_CALL plus a short TCP probe, however long ``timeout`` is or however a node
+    behaves.
+
+    Returns a dict with changed, done, parties, started, already_exists, polls, elapsed,
+    wait_state (done | running: the wait_timeout window ended first | deadline: the deadline
+    passed | failed | not_waited), progress (one readable line) and, when the run cannot
+    succeed, ``error``.
     """
     check_ids(context_id=context_id, epoch_id=epoch_id)
     unknown = [s for s in signing_schemes if s not in P.SIGNING_SCHEMES]
     if unknown:
         raise G.KmsInputError("signing_schemes: unknown %s (known: %s)" % (unknown, ", ".join(P.SIGNING_SCHEMES)))
     began = time.monotonic()
+    window_end = began + float(wait_timeout)
+    hard_end = None if deadline is None else began + (float(deadline) - time.time())
+    end = window_end if hard_end is None else min(window_end, hard_end)
     out = {"changed": False, "done": False, "started": [], "already_exists": [], "would_start": [],
-           "polls": 0, "elapsed": 0.0, "error": "", "context_id": context_id, "epoch_id": epoch_id}
+           "polls": 0, "elapsed": 0.0, "error": "", "context_id": context_id, "epoch_id": epoch_id,
+           "wait_state": "not_waited"}
     with EpochClient(endpoints, timeout, tls) as client:
-        before = client.status(epoch_id)
+        # While waiting, even the first round belongs to the wait: it must not outlive ``end``.
+        first_end = end if wait and not check_mode else hard_end
+        before = client.status(epoch_id, deadline=first_end)
         out["polls"] = 1
         parties = [{"party_id": b["party_id"], "endpoint": b["endpoint"], "before": b["state"],
                     "start": "skipped", "state": b["state"], "error": b["error"]} for b in before]
@@ -245,7 +305,9 @@ def run_epoch(endpoints, context_id, epoch_id, signing_schemes=("ECDSA256K1",), 
                     epoch_id, len(unreachable), len(before),
                     "; ".join("%s: %s" % (b["endpoint"], b["error"]) for b in unreachable)))
             else:
-                for i, item in enumerate(client.start(context_id, epoch_id, signing_schemes, only=to_start)):
+                refused = []
+                for i, item in enumerate(client.start(context_id, epoch_id, signing_schemes, only=to_start,
+                                                      deadline=first_end)):
                     parties[i]["start"] = item["result"]
                     if item["result"] == "started":
                         out["started"].append(G.label(endpoints[i]))
@@ -254,34 +316,53 @@ def run_epoch(endpoints, context_id, epoch_id, signing_schemes=("ECDSA256K1",), 
                         out["already_exists"].append(G.label(endpoints[i]))
                         parties[i]["state"] = "running"
                     elif item["result"] == "error":
-                        parties[i]["state"], parties[i]["error"] = "error", item["error"]
+                        parties[i]["state"], parties[i]["error"] = "start_failed", item["error"]
+                        refused.append(parties[i])
                 out["changed"] = bool(out["started"])
+                if refused:
+                    out["error"] = "NewMpcEpoch for epoch %s failed on %s" % (
+                        epoch_id, "; ".join("%s: %s" % (_who(p), p["error"]) for p in refused))
+                    if out["started"]:
+                        out["error"] += (". Started on %s: those nodes now wait for the missing parties until "
+                                         "their own epoch timeout" % ", ".join(out["started"]))
         if not out["error"] and wait and not check_mode:
-            deadline = began + float(wait_timeout)
-            current = before
             while True:
                 if all(p["state"] == "done" for p in parties):
                     break
                 if any(p["state"] == "failed" for p in parties):
                     break
-                if time.monotonic() >= deadline:
+                left = end - time.monotonic()
+                if left <= 0:
                     break
-                sleep(max(0.0, min(float(poll_interval), deadline - time.monotonic())))
-                current = client.status(epoch_id)
+                sleep(max(0.0, min(float(poll_interval), left)))
+                if time.monotonic() >= end:
+                    break
+                current = client.status(epoch_id, deadline=end)
                 out["polls"] += 1
                 for party, now in zip(parties, current):
                     party["state"], party["error"] = now["state"], now["error"]
         out["done"] = all(p["state"] == "done" for p in parties)
         failed = [p for p in parties if p["state"] == "failed"]
+        if out["done"]:
+            out["wait_state"] = "done"
+        elif failed or out["error"]:
+            out["wait_state"] = "failed"
+        elif wait and not check_mode:
+            # The loop only ends early at ``end``: the deadline if it comes before the window.
+            out["wait_state"] = "deadline" if hard_end is not None and hard_end <= window_end else "running"
         if not out["error"] and failed:
             out["error"] = "epoch %s failed on %s" % (epoch_id, "; ".join(
                 "%s: %s" % (p["endpoint"], p["error"]) for p in failed))
         elif not out["error"] and wait and not check_mode and not out["done"]:
-            out["error"] = "epoch %s not done on every party after %.0fs: %s" % (
-                epoch_id, float(wait_timeout), "; ".join(
-                    "%s: %s%s" % (p["endpoint"], p["state"], (" (%s)" % p["error"]) if p["error"] else "")
-                    for p in parties if p["state"] != "done"))
+            if out["wait_state"] == "deadline":
+                when = "when the deadline passed"
+            else:
+                when = "after %.0fs" % float(wait_timeout)
+            out["error"] = "epoch %s not done on every party %s: %s" % (
+                epoch_id, when, "; ".join(_state_line(p) for p in parties if p["state"] != "done"))
     out["done_count"] = sum(1 for p in parties if p["state"] == "done")
+    out["waiting"] = [_who(p) for p in parties if p["state"] != "done"]
+    out["progress"] = progress(epoch_id, parties)
     out["elapsed"] = round(time.monotonic() - began, 3)
     return out
 

@@ -17,11 +17,18 @@ description:
     yet, all at the same time over connections opened beforehand; C(ALREADY_EXISTS) counts as
     done (the upstream tool panics on it). Then, if O(wait), polls C(GetEpochResult) every
     O(poll_interval) seconds until every party answers OK, one reports a failure, or
-    O(wait_timeout) passes.
+    O(wait_timeout) passes (or O(deadline), whichever comes first).
+  - A party that refuses C(NewMpcEpoch) (any status but C(ALREADY_EXISTS)) fails the task at
+    once, naming the party and the gRPC status, also with O(wait=false) - the epoch cannot
+    complete without it.
+  - Only the gRPC status of C(GetEpochResult) counts (OK is done, UNAVAILABLE running,
+    NOT_FOUND unknown, INTERNAL/ABORTED failed); the response body is not decoded.
   - While any party is unreachable nothing is sent (a partial start only leaves the others
     waiting), unless O(require_all_reachable=false).
   - With O(start=false) the module only reports the epoch state of every party (read-only);
-    the prss_init role uses that in an C(until) loop to show progress.
+    with O(wait=true) and a short O(wait_timeout) it waits one window and returns a
+    RV(progress) line; the prss_init role loops over such windows up to an overall
+    O(deadline) and shows one progress line per window.
   - In check mode no C(NewMpcEpoch) is sent; the result says which parties would be started
     and C(changed) is true if any would.
 author:
@@ -64,12 +71,21 @@ options:
     description: Seconds between two rounds of C(GetEpochResult).
     type: float
     default: 1.0
+  deadline:
+    description:
+      - Absolute end of the wait, as a Unix time in seconds (for example
+        C({{ now().timestamp() + 1200 }}) taken once before a loop of calls). The wait stops
+        there even if O(wait_timeout) is longer, and every gRPC call is cut to the time left,
+        so a node that accepts connections but never answers cannot stretch the wait by
+        O(timeout) per poll.
+      - When it is reached first, RV(wait_state) is C(deadline).
+    type: float
   require_all_reachable:
     description: Send nothing while any party is unreachable.
     type: bool
     default: true
   timeout:
-    description: Seconds allowed for each gRPC call.
+    description: Seconds allowed for each gRPC call (less near O(deadline) or the end of O(wait_timeout)).
     type: float
     default: 5.0
 extends_documentation_fragment:
@@ -98,15 +114,21 @@ EXAMPLES = r"""
   threshold_kms.mpc_party.prss_epoch:
     endpoints: "{{ kms_endpoints }}"
     wait: false
-- name: Wait for the epoch on every party
+- name: Fix the end of the wait once
+  ansible.builtin.set_fact:
+    epoch_deadline: "{{ now().timestamp() + 1200 }}"
+- name: Wait for the epoch, one progress line every 30 s, 20 minutes at most
   threshold_kms.mpc_party.prss_epoch:
     endpoints: "{{ kms_endpoints }}"
     start: false
-    wait: false
+    wait_timeout: 30
+    deadline: "{{ epoch_deadline }}"
   register: epoch
-  until: epoch is failed or epoch.done
-  retries: 600
-  delay: 2
+  failed_when: false
+  loop: "{{ range(41) | list }}"
+  loop_control:
+    label: "{{ epoch.progress | default(epoch.msg) }}"
+    break_when: epoch.wait_state | default('failed') != 'running'
 """
 
 RETURN = r"""
@@ -137,10 +159,28 @@ would_start:
 parties:
   description:
     - Per party - C(before) and final C(state) (done, running, not_found, failed, unreachable,
-      error), C(start) (started, already_exists, skipped, error) and C(error).
+      error, start_failed), C(start) (started, already_exists, skipped, error) and C(error).
   returned: always
   type: list
   elements: dict
+wait_state:
+  description:
+    - How the run ended - C(done) (every party done), C(failed) (a party reported the epoch
+      failed, refused C(NewMpcEpoch), or nothing was started), C(running) (the
+      O(wait_timeout) window ended first; wait again), C(deadline) (O(deadline) passed),
+      C(not_waited) (O(wait=false) or check mode).
+  returned: always
+  type: str
+progress:
+  description: One line - how many parties are done and what each of the others is doing.
+  returned: always
+  type: str
+  sample: "epoch 0800...0001: 3 of 4 parties done; waiting for party 4 (127.0.0.1:50104): running - ..."
+waiting:
+  description: Parties whose epoch is not done.
+  returned: always
+  type: list
+  elements: str
 polls:
   description: Rounds of C(GetEpochResult) made.
   returned: always
@@ -184,6 +224,7 @@ def main():
         wait_timeout=dict(type="float", default=1200.0),
         poll_interval=dict(type="float", default=1.0),
         require_all_reachable=dict(type="bool", default=True),
+        deadline=dict(type="float"),
     )
     argument_spec.update(G.CONNECTION_ARGUMENT_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -196,6 +237,8 @@ def main():
         for field in ("timeout", "poll_interval", "wait_timeout"):
             if p[field] <= 0:
                 raise G.KmsInputError("%s: must be > 0 seconds, got %s" % (field, p[field]))
+        if p["deadline"] is not None and p["deadline"] <= 0:
+            raise G.KmsInputError("deadline: must be a Unix time in seconds (> 0), got %s" % p["deadline"])
         if not p["signing_schemes"]:
             raise G.KmsInputError("signing_schemes: must not be empty")
         prss.check_ids(context_id=p["context_id"], epoch_id=p["epoch_id"])
@@ -208,7 +251,7 @@ def main():
         endpoints, p["context_id"], p["epoch_id"], signing_schemes=p["signing_schemes"],
         start=p["start"], wait=p["wait"], wait_timeout=p["wait_timeout"], poll_interval=p["poll_interval"],
         timeout=p["timeout"], tls=tls, check_mode=module.check_mode,
-        require_all_reachable=p["require_all_reachable"])
+        require_all_reachable=p["require_all_reachable"], deadline=p["deadline"])
     result["check_mode"] = module.check_mode
     error = result.pop("error")
     if error:

@@ -118,6 +118,20 @@ def test_eight_of_thirteen_down_is_unhealthy(full13):
 
 # ----------------------------------------------------------------------------- faults
 
+def assert_verdict(nodes, cause):
+    """A faulty endpoint fails the check at fail_below Degraded and Healthy, with ``cause`` in
+    the failure message, and passes with fail_below none."""
+    for fail_below in ("Degraded", "Healthy"):
+        summary = G.summarize(nodes, fail_below)
+        assert summary["failed"] and len(summary["failing"]) == len(nodes), fail_below
+        message = G.failure_message(summary, fail_below)
+        assert message.startswith("%d of %d KMS nodes below %s (overall Unhealthy):" % (
+            len(nodes), len(nodes), fail_below)), message
+        assert cause in message, message
+    summary = G.summarize(nodes, "none")
+    assert not summary["failed"] and summary["failing"] == [] and summary["overall"] == "Unhealthy"
+
+
 def test_endpoint_that_accepts_tcp_but_never_answers():
     with HangingEndpoint(HANG) as hang:
         started = time.monotonic()
@@ -127,12 +141,15 @@ def test_endpoint_that_accepts_tcp_but_never_answers():
     assert node["error_kind"] == "no_http2"
     assert "accepts TCP connections but gave no gRPC" in node["error"]
     assert TIMEOUT <= elapsed < TIMEOUT + 0.8
+    assert_verdict([node], "- %s: Unhealthy - %s accepts TCP connections but gave no gRPC (HTTP/2) answer"
+                   % (hang.endpoint, hang.endpoint))
 
 
 def test_port_that_refuses():
     node = G.check_endpoints(G.normalize_endpoints(["127.0.0.1:%d" % REFUSED]), TIMEOUT)[0]
     assert node["error_kind"] == "refused" and node["status"] == "Unhealthy"
     assert node["error"] == "connection refused by 127.0.0.1:%d (nothing listens on that port)" % REFUSED
+    assert_verdict([node], "Unhealthy - connection refused by 127.0.0.1:%d" % REFUSED)
 
 
 def test_grpc_server_that_is_not_a_kms_node():
@@ -144,6 +161,10 @@ def test_grpc_server_that_is_not_a_kms_node():
         assert node["error_kind"] == "not_kms" and "is not a KMS node" in node["error"]
     assert "grpc.health.v1 is not served" in nodes[0]["error"]
     assert "does not know the KMS service" in nodes[1]["error"]
+    assert_verdict(nodes, "- 127.0.0.1:%d: Unhealthy - 127.0.0.1:%d answers gRPC but is not a KMS node"
+                   % (NONKMS, NONKMS))
+    assert "- 127.0.0.1:%d: Unhealthy - 127.0.0.1:%d answers gRPC but is not a KMS node" % (
+        NONKMS_HEALTH, NONKMS_HEALTH) in G.failure_message(G.summarize(nodes, "Healthy"), "Healthy")
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +191,7 @@ def test_tls_mismatch_plaintext_client_against_tls_server(tls_network):
     node = G.check_endpoints(eps(tls_network, [1]), TIMEOUT)[0]
     assert node["status"] == "Unhealthy" and node["error_kind"] == "tls_required"
     assert "probably requires TLS" in node["error"]
+    assert_verdict([node], "closed the connection during the HTTP/2 handshake: it probably requires TLS")
 
 
 def test_tls_mismatch_tls_client_against_plaintext_server(full13, tls_material):
@@ -177,6 +199,7 @@ def test_tls_mismatch_tls_client_against_plaintext_server(full13, tls_material):
     node = G.check_endpoints(eps(full13, [1]), TIMEOUT, tls)[0]
     assert node["status"] == "Unhealthy" and node["error_kind"] == "tls_not_spoken"
     assert "does not speak TLS" in node["error"]
+    assert_verdict([node], "failed: the endpoint does not speak TLS (plaintext gRPC?); use tls: false for it")
 
 
 def test_tls_with_the_right_and_the_wrong_ca(tls_network, tls_material):
@@ -286,6 +309,25 @@ def test_module_passes_and_runs_in_check_mode(full13):
     assert rc == 0 and not result.get("failed"), out
     assert result["overall"] == "Optimal" and len(result["nodes"]) == 4
     assert result["nodes"][0]["contexts"][0]["n"] == 13
+
+
+@pytest.mark.parametrize("fail_below, fails", [("Degraded", True), ("Healthy", True), ("none", False)])
+def test_module_verdict_for_an_endpoint_that_never_answers(fail_below, fails):
+    with HangingEndpoint(HANG) as hang:
+        rc, data, out = run_playbook(PLAYBOOK, {"endpoints": [{"party_id": 7, "address": hang.endpoint}],
+                                                "fail_below": fail_below})
+    result = task_results(data, "health")
+    node = result["nodes"][0]
+    assert node["status"] == "Unhealthy" and node["error_kind"] == "no_http2", out
+    assert result["overall"] == "Unhealthy" and not result["changed"]
+    if fails:
+        assert result["failed"], out
+        assert result["msg"].startswith("1 of 1 KMS nodes below %s (overall Unhealthy):" % fail_below)
+        assert ("- party 7 (%s): Unhealthy - %s accepts TCP connections but gave no gRPC (HTTP/2) answer within 1.0s"
+                % (hang.endpoint, hang.endpoint)) in result["msg"]
+    else:
+        assert not result.get("failed") and "msg" not in result, out
+        assert result["failing"] == []
 
 
 def test_module_rejects_bad_input_before_any_call():

@@ -165,7 +165,9 @@ def _wait_result(port, epoch_id=P.DEFAULT_EPOCH_ID, timeout=10.0):
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return rpc(port, P.METHOD_GET_EPOCH_RESULT, P.messages.RequestId(request_id=epoch_id))
+            # The collection's client keeps GetEpochResult raw; decode the simulator's answer here.
+            return P.messages.EpochResultResponse.FromString(
+                rpc(port, P.METHOD_GET_EPOCH_RESULT, P.messages.RequestId(request_id=epoch_id)))
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
                 raise

@@ -32,7 +32,12 @@ Fault options (keyword arguments):
   health_delay: seconds GetHealthStatus sleeps before answering (a slow node);
   client_tls=(key_pem, cert_pem): serve the client port over TLS (the real one is plaintext
        h2c; this exists to test TLS options and TLS mismatches);
-  set_serving(False): grpc.health.v1 answers NOT_SERVING.
+  set_serving(False): grpc.health.v1 answers NOT_SERVING;
+  new_epoch_error=(grpc.StatusCode, details): NewMpcEpoch is refused with that status
+       (nothing is recorded as started; the request still lands in ``requests``);
+  epoch_result_hang: seconds GetEpochResult sleeps before answering for an epoch this node
+       knows (a node wedged in the MPC after the start: NOT_FOUND stays prompt, so the
+       start still happens). Both can also be set as attributes on a running node.
 """
 import json
 import logging
@@ -65,7 +70,8 @@ def _json_loads(data):
 class SimNode(object):
     def __init__(self, config, mode="full", env=None, strict=True, peer_host=None,
                  peer_timeout=1.0, epoch_timeout=600.0, poll_interval=0.2, context_id=None,
-                 key_material=None, health_delay=0.0, bind_host="127.0.0.1", client_tls=None, logger=None):
+                 key_material=None, health_delay=0.0, bind_host="127.0.0.1", client_tls=None, logger=None,
+                 new_epoch_error=None, epoch_result_hang=0.0):
         if mode not in MODES:
             raise ValueError("mode: must be one of %s, got %r" % (", ".join(MODES), mode))
         self.cfg = SimConfig(config, env=env, strict=strict)
@@ -76,6 +82,8 @@ class SimNode(object):
         self.poll_interval = float(poll_interval)
         self.context_id = context_id or self.cfg.default_context_id
         self.health_delay = float(health_delay)
+        self.new_epoch_error = new_epoch_error      # (grpc.StatusCode, details) or None
+        self.epoch_result_hang = float(epoch_result_hang)
         self.bind_host = bind_host
         self.client_tls = client_tls  # (key_pem, cert_pem): serve the client port over TLS
         self.log = logger or logging.getLogger("kms_sim.p%d" % self.cfg.party_id)
@@ -336,6 +344,10 @@ class SimNode(object):
             entry = {"context_id": context_id, "epoch_id": epoch_id, "at": time.time(),
                      "signing_schemes": list(request.signing_schemes)}
             self.requests.append(entry)
+            if self.new_epoch_error:
+                code, details = self.new_epoch_error
+                entry["result"] = code.name
+                context.abort(code, details)
             if epoch_id in self._epochs:
                 entry["result"] = "ALREADY_EXISTS"
                 state = self._epochs[epoch_id]["state"]
@@ -419,6 +431,8 @@ class SimNode(object):
             record = dict(self._epochs.get(epoch_id) or {})
         if not record:
             context.abort(grpc.StatusCode.NOT_FOUND, "no epoch %s on party %d" % (epoch_id, self.party_id))
+        if self.epoch_result_hang:
+            self._stopping.wait(self.epoch_result_hang)
         if record["state"] == "running":
             context.abort(grpc.StatusCode.UNAVAILABLE, "epoch %s still running on party %d: waiting for parties %s"
                           % (epoch_id, self.party_id, record["waiting_for"]))
