@@ -177,7 +177,7 @@ def _check_party(party, index, n, errs):
         errs.append("%s.public_vault_url: must be an http(s) URL (got %r)" % (where, url))
     svc = party.get("privatelink_service_name")
     if svc not in (None, "") and not (isinstance(svc, str) and SERVICE_NAME_RE.match(svc)):
-        errs.append("%s.privatelink_service_name: must look like com.amazonaws.vpce.<region>.vpce-svc-<17 hex> (got %r)" % (where, svc))
+        errs.append("%s.privatelink_service_name: must look like com.amazonaws.vpce.<region>.vpce-svc-<8 to 17 lowercase hex digits> (got %r)" % (where, svc))
     ca = party.get("ca_certificate")
     if ca is not None:
         if not isinstance(ca, dict) or ca.get("source", "none") not in CA_SOURCES:

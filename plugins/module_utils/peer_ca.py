@@ -48,6 +48,16 @@ class PeerCaError(Exception):
     """The certificate (or its location) breaks a rule; the message says which."""
 
 
+class PeerCaMissing(PeerCaError):
+    """No readable CA certificate where the party publishes it (not published yet, or the
+    public vault does not allow anonymous reads). ``url`` is the object that was checked.
+    Callers may wait for it, or report it, rather than treat it as a broken certificate."""
+
+    def __init__(self, message, url=None):
+        super(PeerCaMissing, self).__init__(message)
+        self.url = url
+
+
 def public_prefix(party_id):
     """The public vault prefix of a party, fixed by the server's convention."""
     return "PUB-p%d" % int(party_id)

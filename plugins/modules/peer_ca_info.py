@@ -18,6 +18,8 @@ description:
   - Checks it is exactly one PEM certificate (no private key), that its subject CN equals the
     party's C(mpc_identity) (O(expected_cn)), and that it is valid now with at least
     O(min_days_valid) days left. Fails naming the party and the broken rule.
+  - A CA that is not there (not published yet, or not readable anonymously) fails with
+    RV(missing=true) and the RV(url) checked, so that a caller can tell it from a bad certificate.
   - When the named object does not exist and O(discover=true), lists the C(CACert/) folder
     (S3 ListObjectsV2, anonymous) and uses its only object, which is where the KMS server
     writes the CA it generates (under its signing key's request id).
@@ -88,9 +90,18 @@ pem:
   returned: success
   type: str
 url:
-  description: Where the certificate was read (V(null) when given with O(pem)).
-  returned: success
+  description:
+    - Where the certificate was read (V(null) when given with O(pem)).
+    - On failure with RV(missing=true), the object that was checked.
+  returned: always
   type: str
+missing:
+  description:
+    - V(true) only on a failure because no readable CA certificate is there (the party has not
+      published it yet, or its public vault refuses anonymous reads), as opposed to a certificate
+      that breaks a rule. A caller may wait for it, or report the party as not published yet.
+  returned: always
+  type: bool
 subject_cn:
   description: Subject common name (equals O(expected_cn), ignoring case).
   returned: success
@@ -159,7 +170,7 @@ def fetch(module):
         return url, body
     why = "HTTP %d%s" % (status, " (missing, or the bucket does not allow public reads)" if status == 403 else "")
     if not p["discover"]:
-        raise peer_ca.PeerCaError("no CA certificate at %s, %s: the party has not published it" % (url, why))
+        raise peer_ca.PeerCaMissing("no CA certificate at %s, %s: the party has not published it" % (url, why), url)
     folder = peer_ca.ca_folder(p["party_id"], p["prefix"])
     list_status, listing = _get(module, peer_ca.list_url(base, p["party_id"], p["prefix"]))
     keys = [k for k in peer_ca.keys_from_listing(listing) if not k.endswith("/")] if listing is not None else []
@@ -170,14 +181,17 @@ def fetch(module):
             found = "holds %d objects (%s)" % (len(keys), ", ".join(keys))
         else:
             found = "is empty"
-        raise peer_ca.PeerCaError("no CA certificate at %s, %s, and the folder %s %s: the party has not "
-                                  "published its CA (or publishes it under another object_name)"
-                                  % (url, why, folder, found))
+        message = ("no CA certificate at %s, %s, and the folder %s %s: the party has not published its CA "
+                   "(or publishes it under another object_name)" % (url, why, folder, found))
+        if keys:
+            # several candidates: published, but ambiguous; waiting would not help
+            raise peer_ca.PeerCaError(message)
+        raise peer_ca.PeerCaMissing(message, url)
     url = "%s/%s" % (base, keys[0])
     status, body = _get(module, url)
     if body is None:
-        raise peer_ca.PeerCaError("GET %s: HTTP %d although the folder lists it (the bucket does not allow "
-                                  "public reads?)" % (url, status))
+        raise peer_ca.PeerCaMissing("GET %s: HTTP %d although the folder lists it (the bucket does not allow "
+                                    "public reads?)" % (url, status), url)
     return url, body
 
 
@@ -210,10 +224,12 @@ def main():
         else:
             url, body = fetch(module)
         info = peer_ca.check_ca(body, module.params["expected_cn"], min_days_valid=module.params["min_days_valid"])
+    except peer_ca.PeerCaMissing as e:
+        module.fail_json(msg="party %s CA certificate: %s" % (party, e), party_id=party, url=e.url, missing=True)
     except peer_ca.PeerCaError as e:
         module.fail_json(msg="party %s CA certificate%s: %s" % (party, " (%s)" % url if url else "", e),
-                         party_id=party, url=url)
-    module.exit_json(changed=False, url=url, **info)
+                         party_id=party, url=url, missing=False)
+    module.exit_json(changed=False, url=url, missing=False, **info)
 
 
 if __name__ == "__main__":

@@ -172,3 +172,34 @@ def test_private_bucket_is_reported_as_such(bucket, capsys):
     assert got["failed"] is True
     assert "HTTP 403" in got["msg"]
     assert "does not allow public reads" in got["msg"]
+
+
+def test_missing_ca_is_told_apart_from_a_bad_one(bucket, capsys):
+    """A CA not published yet fails with missing=true and the URL checked (the privatelink role
+    waits for it or names it); a published but broken or ambiguous one fails with missing=false."""
+    url = bucket["url"] + "/PUB-p2/CACert/ca.pem"
+    missing = run(capsys, party_id=2, expected_cn="party2.t.kms.local", public_vault_url=bucket["url"])
+    assert missing["failed"] is True and missing["missing"] is True
+    assert missing["url"] == url
+    no_discovery = run(capsys, party_id=2, expected_cn="party2.t.kms.local", public_vault_url=bucket["url"],
+                       discover=False, _ansible_check_mode=True)
+    assert no_discovery["missing"] is True and no_discovery["url"] == url
+    for key in ("PUB-p2/CACert/" + "ab" * 32, "PUB-p2/CACert/" + "cd" * 32):
+        bucket["s3"].put_object(Bucket=bucket["name"], Key=key, Body=make_ca("party2.t.kms.local").encode())
+    ambiguous = run(capsys, party_id=2, expected_cn="party2.t.kms.local", public_vault_url=bucket["url"])
+    assert ambiguous["failed"] is True and ambiguous["missing"] is False
+    assert "holds 2 objects" in ambiguous["msg"]
+    bucket["s3"].put_object(Bucket=bucket["name"], Key="PUB-p2/CACert/ca.pem", Body=make_ca("evil").encode())
+    wrong = run(capsys, party_id=2, expected_cn="party2.t.kms.local", public_vault_url=bucket["url"])
+    assert wrong["failed"] is True and wrong["missing"] is False
+    bucket["s3"].put_object(Bucket=bucket["name"], Key="PUB-p2/CACert/ca.pem", Body=make_ca("party2.t.kms.local").encode())
+    good = run(capsys, party_id=2, expected_cn="party2.t.kms.local", public_vault_url=bucket["url"])
+    assert "failed" not in good and good["missing"] is False
+
+
+def test_private_vault_counts_as_missing(bucket, capsys):
+    """A vault that refuses anonymous reads is "not readable here": the same as not published."""
+    bucket["s3"].put_object(Bucket=bucket["name"], Key="PUB-p2/CACert/ca.pem", Body=make_ca("party2.t.kms.local").encode())
+    bucket["s3"].delete_bucket_policy(Bucket=bucket["name"])
+    got = run(capsys, party_id=2, expected_cn="party2.t.kms.local", public_vault_url=bucket["url"])
+    assert got["failed"] is True and got["missing"] is True and "HTTP 403" in got["msg"]
