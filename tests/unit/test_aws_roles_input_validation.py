@@ -101,3 +101,59 @@ def test_vault_buckets(tmp_path, bad, expected):
 def test_vault_buckets_needs_the_oidc_provider(tmp_path):
     failure = run_role(tmp_path, "vault_buckets")
     assert "vault_buckets_oidc_provider_arn: the IAM OIDC provider ARN of the cluster" in failure["msg"]
+
+
+def test_nitro_nodegroup_hugepages_within_the_enclave_memory(tmp_path):
+    failure = run_role(tmp_path, "nitro_nodegroup", nitro_nodegroup_subnet_ids=["subnet-1"],
+                       nitro_nodegroup_security_group_ids=["sg-1"], nitro_nodegroup_enclave_memory_mib=8192,
+                       nitro_nodegroup_hugepages_1g=9)
+    assert failure["task"] == "Check the node group and key inputs"
+    assert failure["msg"] == ("nitro_nodegroup: nitro_nodegroup_hugepages_1g: 1 to 8 (nitro_nodegroup_enclave_memory_mib / 1024:"
+                              " the allocator keeps only the enclave memory as hugepages; got 9)")
+
+
+def test_vault_buckets_refuses_sse_kms_with_replication(tmp_path):
+    failure = run_role(tmp_path, "vault_buckets", mpc_backup_bucket="kms-test-p1-backup",
+                       vault_buckets_backup_replication_region="eu-central-1", vault_buckets_encryption="aws:kms",
+                       vault_buckets_oidc_provider_arn="arn:aws:iam::123456789012:oidc-provider/oidc.example.com/id/X")
+    assert failure["task"] == "Check the vault inputs"
+    assert failure["msg"].startswith(
+        "vault_buckets: vault_buckets_encryption: aws:kms cannot be combined with vault_buckets_backup_replication_region"
+        " (eu-central-1): S3 replicates SSE-KMS objects only with a KMS key in the replica region")
+    assert "use AES256 for a replicated backup vault or drop the replication" in failure["msg"]
+
+
+# privatelink, consumer side: the peer endpoints' security groups never admit the world. The
+# check only runs when there is a peer to connect to, so party 2 publishes its service.
+PRIVATELINK = dict(
+    privatelink_sides=["consumer"], privatelink_network_name="test", privatelink_party_id=1, privatelink_tls_mode="none",
+    privatelink_parties=[
+        {"party_id": 1, "aws_account_id": "111111111111", "peer_port": 50001},
+        {"party_id": 2, "aws_account_id": "222222222222", "peer_port": 50002,
+         "privatelink_service_name": "com.amazonaws.vpce.eu-west-1.vpce-svc-0123456789abcdef0"}],
+    privatelink_namespace="kms", privatelink_public_bucket="kms-test-p1-public", privatelink_public_prefix="PUB-p1",
+    privatelink_kube_api_server="http://127.0.0.1:23199",
+    privatelink_vpc_id="vpc-0123456789abcdef0", privatelink_private_subnet_ids=["subnet-0123456789abcdef0"])
+
+
+@pytest.mark.parametrize("network", [
+    {"privatelink_allowed_cidrs": ["0.0.0.0/0"]},
+    {"privatelink_allowed_cidrs": ["::/0"]},
+    {"privatelink_allowed_cidrs": ["10.0.0.0/16", "0.0.0.0/0"], "privatelink_node_security_group_id": "sg-0123456789abcdef0"},
+    {},
+], ids=["ipv4-world", "ipv6-world", "world-beside-a-group", "neither-group-nor-cidrs"])
+def test_privatelink_never_opens_a_peer_endpoint_to_the_world(tmp_path, network):
+    failure = run_role(tmp_path, "privatelink", **dict(PRIVATELINK, **network))
+    assert failure["task"] == "Check the consumer inputs (never open a peer endpoint to the world)"
+    msg = failure["msg"]
+    assert "privatelink_allowed_cidrs" in msg and "privatelink_node_security_group_id" in msg
+    assert "at least one is required, and a /0 such as 0.0.0.0/0 or ::/0 is refused" in msg
+    assert "got %s" % network.get("privatelink_allowed_cidrs", []) in msg
+
+
+def test_privatelink_admits_a_node_security_group_and_private_cidrs(tmp_path):
+    """The same inputs with a group and private CIDRs pass the consumer check: the role goes on
+    to AWS (a closed port here) instead of failing validation."""
+    failure = run_role(tmp_path, "privatelink", **dict(PRIVATELINK, privatelink_node_security_group_id="sg-0123456789abcdef0",
+                                                       privatelink_allowed_cidrs=["10.0.0.0/16", "fd00::/8"]))
+    assert not failure["task"].startswith("Check ")
