@@ -1,8 +1,11 @@
 """kms_workload's readiness wait fails with a message naming what is not ready.
 
-Runs the role against the Kubernetes emulator with the sandbox's pod runner (a StatefulSet's
-pod is a KMS node simulator reading the ConfigMap behind --config-file). The ConfigMap is never
-published, so the pod stays in ContainerCreating, as a real kubelet would report it.
+Runs the role against the Kubernetes emulator. In the first test the sandbox's pod runner plays
+the kubelet (a StatefulSet's pod is a KMS node simulator reading the ConfigMap behind
+--config-file); the ConfigMap is never published, so the pod stays in ContainerCreating, as a
+real kubelet would report it. The other tests run the emulator without its status controller and
+write the status of pod kms-core-0 the way the scheduler and the kubelet report an enclave pod
+that cannot be placed or whose sidecar crashes: the role must name the reasons it reads there.
 """
 import json
 import os
@@ -13,6 +16,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BASE_PORT = 24010  # party 1 on 24011 (this suite's port range is 24000-24999)
+BARE_BASE_PORT = 24020  # party 1 on 24021: the emulator without a status controller
 
 PLAYBOOK = """
 - hosts: localhost
@@ -28,7 +32,7 @@ PLAYBOOK = """
         kms_workload_peer_port: 24211
         kms_workload_metrics_port: 24411
         kms_workload_tls_mode: none
-        kms_workload_enclave: false
+        kms_workload_enclave: {enclave}
         kms_workload_config_checksum: "{checksum}"
         kms_workload_irsa_role_arn: arn:aws:iam::100000000001:role/waittest
         kms_workload_peer_ingress_cidrs: [127.0.0.1/32]
@@ -49,9 +53,18 @@ def cluster(tmp_path):
         yield kube.write_kubeconfig(1, tmp_path / "kubeconfig.yaml")
 
 
-def test_wait_names_what_is_not_ready(cluster, tmp_path):
+@pytest.fixture
+def bare_cluster(tmp_path):
+    """An emulator whose pod statuses only the test writes (no status controller)."""
+    kube_emulator = pytest.importorskip("tests.support.kube_emulator")
+    with kube_emulator.run_emulators(1, base_port=BARE_BASE_PORT, crds=[], controller=False) as kube:
+        yield kube.emulator(1), kube.write_kubeconfig(1, tmp_path / "kubeconfig.yaml")
+
+
+def wait_failure(tmp_path, kubeconfig, enclave=False):
+    """Run the role; return the message of the failed readiness wait."""
     playbook = tmp_path / "wait.yml"
-    playbook.write_text(PLAYBOOK.format(checksum="0" * 64, kubeconfig=cluster))
+    playbook.write_text(PLAYBOOK.format(checksum="0" * 64, kubeconfig=kubeconfig, enclave=str(enclave).lower()))
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
     proc = subprocess.run(
@@ -65,9 +78,78 @@ def test_wait_names_what_is_not_ready(cluster, tmp_path):
                 if task["hosts"].get("localhost", {}).get("failed") and "msg" in task["hosts"]["localhost"]]
     messages = [f["msg"] for f in failures if "is not ready" in f["msg"]]
     assert messages, [f.get("msg") for f in failures]
-    msg = messages[0]
+    return messages[0]
+
+
+def test_wait_names_what_is_not_ready(cluster, tmp_path):
+    msg = wait_failure(tmp_path, cluster)
     assert "StatefulSet kms/kms-core is not ready after 4s" in msg
     assert "readyReplicas 0/1" in msg
     assert "container kms-core not ready (waiting: ContainerCreating" in msg
     assert 'configmap "kms-core-config" not found' in msg
-    assert "Ready=False" in msg
+    assert "Ready=False (ContainersNotReady: " in msg
+
+
+def _condition(ctype, status, reason="", message=""):
+    return {"type": ctype, "status": status, "reason": reason, "message": message,
+            "lastProbeTime": None, "lastTransitionTime": "2026-11-26T10:00:00Z"}
+
+
+def _put_pod(emulator, status):
+    """Pod kms-core-0 of an enclave StatefulSet, with the status the kubelet would report."""
+    emulator.create_object("v1/namespaces", None, {"metadata": {"name": "kms"}})
+    emulator.create_object("v1/pods", "kms", {
+        "metadata": {"name": "kms-core-0", "namespace": "kms"},
+        "spec": {"containers": [{"name": "kms-core-enclave", "image": "ghcr.io/zama-ai/kms/core-service-enclave:v0.15.0"}]},
+    })
+    emulator.write_status("v1/pods", "kms", "kms-core-0", status)
+
+
+def test_wait_names_why_the_pod_is_not_scheduled(bare_cluster, tmp_path):
+    emulator, kubeconfig = bare_cluster
+    _put_pod(emulator, {"phase": "Pending", "qosClass": "Burstable", "conditions": [
+        _condition("PodScheduled", "False", "Unschedulable",
+                   "0/3 nodes are available: 1 Insufficient hugepages-1Gi, 2 node(s) didn't match Pod's node "
+                   "affinity/selector. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."),
+    ]})
+    msg = wait_failure(tmp_path, kubeconfig, enclave=True)
+    assert "it does not exist" not in msg  # the StatefulSet was applied; only its status is missing
+    assert "Pod kms-core-0: phase Pending; PodScheduled=False (Unschedulable: 0/3 nodes are available: " \
+           "1 Insufficient hugepages-1Gi, 2 node(s) didn't match Pod's node affinity/selector." in msg
+
+
+def test_wait_names_the_crashing_sidecar(bare_cluster, tmp_path):
+    emulator, kubeconfig = bare_cluster
+    sidecar_ok = {"name": "vsock-config", "ready": True, "started": True, "restartCount": 0, "image": "socat",
+                  "imageID": "", "state": {"running": {"startedAt": "2026-11-26T10:00:05Z"}}}
+    sidecar_crash = {
+        "name": "enclave-tunnel", "ready": False, "started": False, "restartCount": 4, "image": "socat", "imageID": "",
+        "state": {"waiting": {"reason": "CrashLoopBackOff",
+                              "message": "back-off 1m20s restarting failed container=enclave-tunnel "
+                                         "pod=kms-core-0_kms(0f1e2d3c)"}},
+        "lastState": {"terminated": {"reason": "Error", "exitCode": 1,
+                                     "message": "socat[1] E open(\"/dev/net/tun\", 02, 0666): No such file or directory\n",
+                                     "startedAt": "2026-11-26T10:01:00Z", "finishedAt": "2026-11-26T10:01:00Z"}},
+    }
+    sidecar_exited = {"name": "vsock-logs", "ready": False, "started": False, "restartCount": 1, "image": "socat",
+                      "imageID": "", "state": {"terminated": {"reason": "Error", "exitCode": 2, "message": "socat: vsock\nunsupported"}}}
+    main = {"name": "kms-core-enclave", "ready": False, "started": False, "restartCount": 0, "image": "enclave",
+            "imageID": "", "state": {"waiting": {"reason": "PodInitializing"}}}
+    _put_pod(emulator, {"phase": "Pending", "qosClass": "Burstable",
+                        "initContainerStatuses": [sidecar_ok, sidecar_exited, sidecar_crash], "containerStatuses": [main],
+                        "conditions": [
+                            _condition("PodScheduled", "True"),
+                            _condition("Initialized", "False", "ContainersNotInitialized",
+                                       "containers with incomplete status: [enclave-tunnel]"),
+                            _condition("Ready", "False", "ContainersNotReady",
+                                       "containers with unready status: [kms-core-enclave]"),
+                        ]})
+    msg = wait_failure(tmp_path, kubeconfig, enclave=True)
+    assert "Initialized=False (ContainersNotInitialized: containers with incomplete status: [enclave-tunnel])" in msg
+    assert ("init container enclave-tunnel not ready (waiting: CrashLoopBackOff - back-off 1m20s restarting failed "
+            "container=enclave-tunnel pod=kms-core-0_kms(0f1e2d3c); 4 restart(s), last terminated: Error, exit code 1 - "
+            "socat[1] E open(\"/dev/net/tun\", 02, 0666): No such file or directory)") in msg
+    assert "init container vsock-logs not ready (terminated: Error, exit code 2 - socat: vsock unsupported)" in msg
+    assert "container kms-core-enclave not ready (waiting: PodInitializing)" in msg
+    assert "vsock-config" not in msg  # ready sidecars are not named
+    assert "PodScheduled" not in msg  # nor conditions that hold

@@ -125,6 +125,9 @@ def test_configmap_and_checksum_match_the_toml(rendered, inventory):
         container = sts["spec"]["template"]["spec"]["containers"][0]
         assert container["args"] == ["--config-file", "/etc/kms/config/threshold.toml"]
         assert container["image"].startswith("ghcr.io/zama-ai/kms/core-service:v0.15.")
+        pod = sts["spec"]["template"]["spec"]
+        assert "supplementalGroups" not in pod["securityContext"]  # plain mode: no device group
+        assert not [v for v in pod["volumes"] if "hostPath" in v]
 
 
 def test_parties_differ_only_where_they_should(rendered):
@@ -195,6 +198,14 @@ def test_enclave_mode_with_tls_auto(tmp_path):
             assert ctx["capabilities"]["add"] == ["NET_ADMIN"] and ctx["runAsUser"] == 0
         else:
             assert "add" not in ctx["capabilities"] and ctx["runAsNonRoot"] is True, name
+    # The tunnel's TUN device comes from the node, mounted into the tunnel container only.
+    assert {"name": "dev-net-tun", "hostPath": {"path": "/dev/net/tun", "type": "CharDevice"}} in pod["volumes"]
+    assert sidecars["enclave-tunnel"]["volumeMounts"] == [{"name": "dev-net-tun", "mountPath": "/dev/net/tun"}]
+    assert [c["name"] for c in pod["initContainers"] + pod["containers"]
+            if any(m["name"] == "dev-net-tun" for m in c.get("volumeMounts", []))] == ["enclave-tunnel"]
+    # The launcher (UID 10002, no capability) opens /dev/nitro_enclaves (root:ne 0660 on the node)
+    # through the node's ne group.
+    assert pod["securityContext"]["runAsUser"] == 10002 and pod["securityContext"]["supplementalGroups"] == [1001]
     namespace = load(party / "manifests" / "00-namespace-kms.yaml")[0]
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/warn"] == "restricted"
