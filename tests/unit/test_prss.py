@@ -285,7 +285,8 @@ def test_bad_ids_are_refused_before_any_call(network):
 
 # ----------------------------------------------------------------------------- the modules
 
-MODULES = """
+# one play on localhost whose AWS modules reach the moto server of the test
+PLAY = """
 - hosts: localhost
   gather_facts: false
   module_defaults:
@@ -293,7 +294,9 @@ MODULES = """
       endpoint_url: "{{ s3_url }}"
       region: eu-west-1
   tasks:
-    - name: before
+"""
+
+MODULES = PLAY + """    - name: before
       threshold_kms.mpc_party.prss_validate:
         bucket: "{{ bucket }}"
         prefix: PRIV-p1
@@ -355,15 +358,7 @@ def test_prss_validate_module_reports_denied_and_bad_input(network, moto, s3):
 
 # ----------------------------------------------------------------------------- the role
 
-ROLE = """
-- hosts: localhost
-  gather_facts: false
-  module_defaults:
-    group/threshold_kms.mpc_party.aws:
-      endpoint_url: "{{ s3_url }}"
-      region: eu-west-1
-  tasks:
-    - name: prss_init
+ROLE = PLAY + """    - name: prss_init
       ansible.builtin.include_role:
         name: threshold_kms.mpc_party.prss_init
       vars:
