@@ -7,27 +7,22 @@ come before any cloud call, and an allowed selection gets past the check to the 
 """
 import os
 import re
-import subprocess
 import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.support.playbooks import ROOT, repo_playbook
+
 GUARD = "Refuse a tag selection that would run a role without the facts it needs"
 CLOSED_PORT = "23197"
 
 
 def deploy(tmp_path, *args):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"),
-               AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_CA_BUNDLE="",
+    env = dict(ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"),
+               AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                SANDBOX_DIR=str(tmp_path), SANDBOX_AWS_PORT=CLOSED_PORT, SANDBOX_KUBE_BASE_PORT="23180")
-    env.pop("AWS_CA_BUNDLE")
-    done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
-                           "playbooks/deploy_party.yml", "-i", "inventories/sandbox", "--limit", "party1",
-                           "-e", "ansible_python_interpreter=" + sys.executable, *args],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    return done.returncode, done.stdout + done.stderr
+    return repo_playbook("deploy_party.yml", "inventories/sandbox", "--limit", "party1",
+                         "-e", "ansible_python_interpreter=" + sys.executable, *args, env=env, timeout=300)
 
 
 def tasks_run(out):

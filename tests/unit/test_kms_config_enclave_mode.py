@@ -5,11 +5,9 @@ run through playbooks/render_party.yml on inventories/sandbox (party 1, no encla
 check happens exactly where an operator would meet it, without any cloud or cluster.
 """
 import json
-import os
-import subprocess
-import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.support.playbooks import repo_playbook
+
 CA = "-----BEGIN CERTIFICATE-----\nMIIBfake%d\n-----END CERTIFICATE-----\n"
 CAS = {str(i): CA % i for i in range(1, 5)}
 
@@ -19,13 +17,9 @@ def render(tmp_path, **extra):
     out = tmp_path / "render"
     extra_file = tmp_path / "extra.json"
     extra_file.write_text(json.dumps(extra))
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9", NO_PROXY="")
-    proc = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "playbooks/render_party.yml",
-         "-i", "inventories/sandbox", "--limit", "party1", "-e", "render_dir=%s" % out, "-e", "@%s" % extra_file],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    return proc.returncode, proc.stdout + proc.stderr, out
+    code, output = repo_playbook("render_party.yml", "inventories/sandbox", "--limit", "party1",
+                                 "-e", "render_dir=%s" % out, "-e", "@%s" % extra_file, timeout=600)
+    return code, output, out
 
 
 def test_kms_config_refuses_tls_auto_without_an_enclave(tmp_path):

@@ -5,36 +5,23 @@ inventories/sandbox (render_party.yml, no network); each negative test breaks on
 KMS server (or the collection's policy) enforces and expects a message naming the key path.
 """
 import copy
-import os
-import subprocess
-import sys
 
 import pytest
 
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import kms_config_schema as schema
+from tests.support.playbooks import repo_playbook
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 PCR = "ab" * 48
-
-
-def _env():
-    env = dict(os.environ)
-    env["ANSIBLE_CONFIG"] = os.path.join(ROOT, "ansible.cfg")
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    return env
 
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
     """threshold.toml of party 2 of the 4-party sandbox, as the role renders it."""
     out = tmp_path_factory.mktemp("render")
-    proc = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "playbooks/render_party.yml",
-         "-i", "inventories/sandbox", "--limit", "party2", "-e", "render_dir=%s" % out],
-        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    code, output = repo_playbook("render_party.yml", "inventories/sandbox", "--limit", "party2",
+                                 "-e", "render_dir=%s" % out, timeout=300)
+    assert code == 0, output[-5000:]
     return (out / "party2" / "threshold.toml").read_text()
 
 

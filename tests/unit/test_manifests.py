@@ -10,14 +10,13 @@ import glob
 import hashlib
 import json
 import os
-import subprocess
-import sys
 
 import kubernetes_validate
 import pytest
 import yaml
 
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import kms_config_schema as schema
+from tests.support.playbooks import repo_playbook
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # One worker for the whole module: the module-scoped render of both inventories then runs once,
@@ -41,13 +40,8 @@ CA = "-----BEGIN CERTIFICATE-----\nMIIBfake%d\n-----END CERTIFICATE-----\n"
 
 
 def render(inventory, out, *extra):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    # No stand-in runs for this test; an unreachable proxy makes any HTTP attempt fail loudly.
-    env.update(HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9", NO_PROXY="")
-    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "playbooks/render_party.yml",
-           "-i", inventory, "-e", "render_dir=%s" % out] + list(extra)
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    code, output = repo_playbook("render_party.yml", inventory, "-e", "render_dir=%s" % out, *extra)
+    assert code == 0, output[-6000:]
     return out
 
 
@@ -256,10 +250,8 @@ def test_tls_manual_with_cas_from_the_network_and_the_privatelink_role(tmp_path)
 
     # Without party 4's CA the run stops before anything is written, naming the variable.
     extra.write_text(json.dumps({"kms_config_peer_ca_pems": {3: CA % 3}}))
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "playbooks/render_party.yml",
-                           "-i", str(inventory), "--limit", "party3", "-e", "render_dir=%s" % (tmp_path / "out2"),
-                           "-e", "@%s" % extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 2
-    assert "kms_config_peer_ca_pems: tls_mode is manual" in proc.stdout and "missing for party id(s) 4" in proc.stdout
+    code, output = repo_playbook("render_party.yml", inventory, "--limit", "party3",
+                                 "-e", "render_dir=%s" % (tmp_path / "out2"), "-e", "@%s" % extra, timeout=600)
+    assert code == 2
+    assert "kms_config_peer_ca_pems: tls_mode is manual" in output and "missing for party id(s) 4" in output
     assert not (tmp_path / "out2").exists()
