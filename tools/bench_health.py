@@ -17,7 +17,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from tests.support.kms_sim._collection import kms_proto  # noqa: E402,F401  (installs the collection loader)
+from tests.support.sandbox.kube_process import install_collection_loader  # noqa: E402
+
+install_collection_loader()
+
 from tests.support.kms_sim.faults import HangingEndpoint  # noqa: E402
 from tests.support.kms_sim.testing import SimNetwork  # noqa: E402
 

@@ -329,15 +329,21 @@ def parse_health_status(resp):
     for ctx in resp.peers_from_all_contexts:
         peer_ids = set(p.peer_id for p in ctx.peers)
         n = len(peer_ids | set([ctx.my_party_id]))
-        computed = P.status_for(n, ctx.nodes_reachable) if n else "Unhealthy"
-        server = P.HEALTH_STATUS_NAMES.get(ctx.status, "Unspecified")
-        status = computed if server == "Unspecified" else P.worst_status([computed, server])
         peers = [{"peer_id": p.peer_id, "endpoint": p.endpoint, "reachable": p.reachable,
                   "latency_ms": p.latency_ms, "error": p.error} for p in ctx.peers]
+        # Judged from the peer list (itself plus every peer it reaches), never better than
+        # the node's own count or status.
+        from_peers = 1 + len(set(p["peer_id"] for p in peers if p["reachable"] and p["peer_id"] != ctx.my_party_id))
+        reachable = min(from_peers, ctx.nodes_reachable) if ctx.nodes_reachable else from_peers
+        computed = P.status_for(n, reachable) if n else "Unhealthy"
+        server = P.HEALTH_STATUS_NAMES.get(ctx.status, "Unspecified")
+        status = computed if server == "Unspecified" else P.worst_status([computed, server])
         contexts.append({
             "context_id": ctx.context_id.request_id, "my_party_id": ctx.my_party_id, "n": n,
             "threshold_required": ctx.threshold_required, "nodes_reachable": ctx.nodes_reachable,
+            "reachable_by_peers": from_peers,
             "status": status, "server_status": server, "peers": peers,
+            "reachable_peers": sorted(p["peer_id"] for p in peers if p["reachable"]),
             "unreachable_peers": sorted(p["peer_id"] for p in peers if not p["reachable"]),
         })
     status = P.worst_status([c["status"] for c in contexts], default="Unhealthy")
@@ -432,6 +438,13 @@ def check_endpoint(ep, timeout, tls=None):
         channel.close()
 
 
+def unreachable_result(ep, kind, message):
+    """The result of a node that could not be asked at all (e.g. its port-forward failed)."""
+    result = _empty_result(ep)
+    result["error_kind"], result["error"] = kind, message
+    return result
+
+
 def annotate_peer_views(nodes):
     """Set every node's ``reported_unreachable_by``: the parties whose node cannot reach it."""
     by_id = dict((node["party_id"], node) for node in nodes if node["party_id"])
@@ -478,6 +491,8 @@ def reason(node):
     for ctx in node["contexts"]:
         text = "%d of %d nodes reachable (threshold_required %d)" % (
             ctx["nodes_reachable"], ctx["n"], ctx["threshold_required"])
+        if ctx.get("reachable_by_peers", ctx["nodes_reachable"]) < ctx["nodes_reachable"]:
+            text += " but its peer list shows only %d" % ctx["reachable_by_peers"]
         if ctx["unreachable_peers"]:
             text += "; unreachable peers: " + _peer_problems(ctx)
         if len(node["contexts"]) > 1:

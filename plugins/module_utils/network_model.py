@@ -30,6 +30,9 @@ URL_RE = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 
 # Vault type names: a vault's prefix must not start with another vault's type name.
 VAULT_TYPES = {"public": "PUB", "private": "PRIV", "backup": "BACKUP"}
+# How the backup vault is encrypted: its own AWS KMS key, custodian secret sharing, or (only
+# without an enclave-protected private vault, e.g. the sandbox) not at all.
+BACKUP_KEYCHAINS = ("aws_kms", "secret_sharing", "none")
 
 PARTY_KEYS = {
     "party_id", "name", "aws_account_id", "region", "address", "mpc_identity", "peer_port",
@@ -310,6 +313,7 @@ def validate_party(network, party_vars):
 
     party_vars: mpc_party_id, mpc_aws_region, mpc_cluster_name, mpc_namespace,
     mpc_private_bucket, mpc_public_bucket, mpc_backup_bucket (optional),
+    mpc_backup_keychain (optional, aws_kms), mpc_enclave (optional, true),
     mpc_aws_endpoint_url (optional), mpc_kube_api_server (optional).
     Returns the normalised fact `mpc`.
     """
@@ -366,6 +370,14 @@ def validate_party(network, party_vars):
             errs.append("mpc_vault_prefixes.%s: %s" % (vault, msg))
     if len(set(prefixes.values())) != len(prefixes):
         errs.append("mpc_vault_prefixes: the public, private and backup prefixes must differ (got %s)" % prefixes)
+    backup_keychain = party_vars.get("mpc_backup_keychain") or "aws_kms"
+    if backup_keychain not in BACKUP_KEYCHAINS:
+        errs.append("mpc_backup_keychain: must be one of %s (got %r)" % (", ".join(BACKUP_KEYCHAINS), backup_keychain))
+    elif backup_keychain == "none" and buckets.get("mpc_backup_bucket") and party_vars.get("mpc_enclave", True):
+        errs.append("mpc_backup_keychain: none is refused with a backup vault (mpc_backup_bucket %r) next to the "
+                    "private vault the enclave's AWS KMS key protects: the server would copy the signing key and "
+                    "key shares into the backup vault in plaintext; use aws_kms (its own asymmetric key) or "
+                    "secret_sharing (custodian backup)" % buckets["mpc_backup_bucket"])
     if errs:
         raise NetworkError(errs)
     releases = list(network["trusted_releases"])
@@ -393,10 +405,9 @@ def validate_party(network, party_vars):
             "backup": buckets.get("mpc_backup_bucket", ""),
         },
         "prefixes": prefixes,
+        "backup_keychain": backup_keychain,
         "aws_endpoint_url": party_vars.get("mpc_aws_endpoint_url") or "",
         "kube_api_server": party_vars.get("mpc_kube_api_server") or "",
-        "client_endpoints": [{"party_id": p["party_id"], "address": "%s:%d" % (p["address"], p["client_port"])}
-                             for p in network["parties"]],
     }
 
 

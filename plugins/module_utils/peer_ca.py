@@ -3,11 +3,18 @@
 # Apache License 2.0 (see LICENSE)
 """Peer CA certificates: where a party publishes its CA, and the checks a peer applies to it.
 
-Each party publishes the CA certificate of its peer-to-peer TLS identity in its public vault,
-under ``PUB-p<id>/CACert/``. The KMS server itself writes it there under the signing key's
-request id when it generates its keys; a party that brings its own CA publishes it as
-``PUB-p<id>/CACert/<object name>`` (see docs/privatelink.md). Before a peer's CA reaches the
-threshold configuration it must:
+Each party publishes the CA certificate of its peer-to-peer TLS identity in its public vault
+(docs/privatelink.md, "The first start of a network"):
+
+* tls_mode ``auto``: the KMS server's key generation (``kms-gen-keys``) writes it under
+  ``<PUB>/CACert/<signing key id>``, an id (64 lowercase hex digits) a peer cannot know in
+  advance. A peer lists ``<PUB>/CACert/`` anonymously (S3 ListObjectsV2; the vault_buckets
+  role allows that listing of the public prefix) and expects exactly one such object.
+* tls_mode ``manual``: the party's TLS identity certificate (the Secret kms-core-tls), which
+  the deploy publishes under ``<PUB>/TlsIdentity/<object name>`` (``tls.crt``): a folder of its
+  own, so that it is never confused with the ``CACert/<id>`` key generation also writes.
+
+Before a peer's CA reaches the threshold configuration it must:
 
 * be exactly one PEM certificate (and no private key);
 * have a subject CN equal to the party's ``mpc_identity`` (the server checks the same name);
@@ -40,8 +47,11 @@ except ImportError as e:  # pragma: no cover - ansible-core requires it
 
 PEM_CERT_RE = re.compile(r"-----BEGIN CERTIFICATE-----\s+[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----")
 PRIVATE_KEY_MARK = "PRIVATE KEY-----"
-CA_FOLDER = "CACert"
-DEFAULT_OBJECT_NAME = "ca.pem"
+CA_FOLDER = "CACert"  # written by the server's key generation (tls_mode auto)
+TLS_IDENTITY_FOLDER = "TlsIdentity"  # the party's TLS identity certificate (tls_mode manual)
+DEFAULT_OBJECT_NAME = "tls.crt"
+REQUEST_ID_RE = re.compile(r"^[0-9a-f]{64}$")
+TLS_MODES = ("manual", "auto")
 
 
 class PeerCaError(Exception):
@@ -63,26 +73,51 @@ def public_prefix(party_id):
     return "PUB-p%d" % int(party_id)
 
 
-def ca_folder(party_id, prefix=None):
-    """The CACert folder of a party's public vault: ``PUB-p<id>/CACert/`` (or ``<prefix>/CACert/``)."""
-    return "%s/%s/" % (prefix or public_prefix(party_id), CA_FOLDER)
+def ca_folder(party_id, prefix=None, tls_mode="auto"):
+    """The folder of a party's public vault holding its CA: ``<PUB>/CACert/`` (auto, written by
+    key generation) or ``<PUB>/TlsIdentity/`` (manual, published by the deploy)."""
+    if tls_mode not in TLS_MODES:
+        raise PeerCaError("tls_mode: must be one of %s (got %r)" % (", ".join(TLS_MODES), tls_mode))
+    folder = CA_FOLDER if tls_mode == "auto" else TLS_IDENTITY_FOLDER
+    return "%s/%s/" % (prefix or public_prefix(party_id), folder)
 
 
 def ca_key(party_id, object_name=DEFAULT_OBJECT_NAME, prefix=None):
-    """Object key of a party's CA certificate in its public bucket."""
+    """Object key of a party's TLS identity certificate (tls_mode manual) in its public bucket."""
     if not object_name or "/" in object_name:
         raise PeerCaError("object_name: must be a plain object name without '/' (got %r)" % (object_name,))
-    return ca_folder(party_id, prefix) + object_name
+    return ca_folder(party_id, prefix, "manual") + object_name
 
 
 def ca_url(public_vault_url, party_id, object_name=DEFAULT_OBJECT_NAME, prefix=None):
-    """URL of a party's CA certificate under its public vault URL."""
+    """URL of a party's TLS identity certificate (tls_mode manual) under its public vault URL."""
     return "%s/%s" % (public_vault_url.rstrip("/"), ca_key(party_id, object_name, prefix))
 
 
 def list_url(public_vault_url, party_id, prefix=None):
     """S3 ListObjectsV2 URL of the party's CACert folder (path-style and host-style URLs alike)."""
-    return "%s/?list-type=2&prefix=%s" % (public_vault_url.rstrip("/"), ca_folder(party_id, prefix))
+    return "%s/?list-type=2&prefix=%s" % (public_vault_url.rstrip("/"), ca_folder(party_id, prefix, "auto"))
+
+
+def pick_keygen_ca(keys, folder):
+    """The one key under `folder` that key generation wrote (``<folder><64 hex>``).
+
+    Raises PeerCaMissing when there is none (not generated yet), PeerCaError when the folder
+    holds anything else: several ids (keys generated twice?) or objects key generation does not
+    write. Waiting would not fix those: a person must look.
+    """
+    objects = sorted(k for k in keys if k.startswith(folder) and not k.endswith("/"))
+    if not objects:
+        raise PeerCaMissing("the folder %s is empty: key generation has not run yet" % folder)
+    names = [k[len(folder):] for k in objects]
+    odd = [n for n in names if not REQUEST_ID_RE.match(n)]
+    if odd:
+        raise PeerCaError("the folder %s holds %s, which key generation does not write (it writes one "
+                          "object named by the signing key id, 64 lowercase hex digits)" % (folder, ", ".join(odd)))
+    if len(objects) > 1:
+        raise PeerCaError("the folder %s holds %d CA certificates (%s): expected exactly one, written by the "
+                          "party's key generation; the party must remove the stale one" % (folder, len(objects), ", ".join(names)))
+    return objects[0]
 
 
 def keys_from_listing(xml_text):

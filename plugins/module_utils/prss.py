@@ -9,6 +9,13 @@ prss_validate and prss_epoch and called directly by the unit tests.
 Vault layout written by the KMS server (release 0.15):
 ``<PRIV prefix>/EpochData/<epoch_id>`` and ``<PRIV prefix>/Context/<context_id>``;
 an empty prefix gives keys starting with "/".
+
+What the server answers (release 0.15): a second NewMpcEpoch for the same epoch is
+ALREADY_EXISTS while the first one runs, and INVALID_ARGUMENT ("Epoch ID ... already exists")
+once it finished or after a restart; GetEpochResult lives in memory, so after a restart it is
+NOT_FOUND for an epoch that is done. Neither answer alone says "done": the durable proof is the
+EpochData object in the private vault, which the caller reads (start result ``exists``, party
+state ``forgotten``, wait_state ``vault``).
 """
 from __future__ import absolute_import, division, print_function
 
@@ -194,8 +201,10 @@ class EpochClient(object):
     def start(self, context_id, epoch_id, signing_schemes, only=None, deadline=None):
         """NewMpcEpoch on every endpoint (or the indexes in ``only``) at about the same time.
 
-        Returns [{party_id, endpoint, result, error, code}], result: started | already_exists |
-        skipped | error (code: the gRPC status name). The channels are already connected by a
+        Returns [{party_id, endpoint, result, error, code}], result: started | already_exists
+        (ALREADY_EXISTS: the first request still runs) | exists (INVALID_ARGUMENT "already
+        exists": the node finished the epoch or restarted; only the vault says whether it is
+        done) | skipped | error (code: the gRPC status name). The channels are already connected by a
         previous status() call, so the requests leave within milliseconds of each other.
         """
         request = P.messages.NewMpcEpochRequest(signing_schemes=[P.SIGNING_SCHEMES[s] for s in signing_schemes])
@@ -218,6 +227,8 @@ class EpochClient(object):
                 item["code"] = exc.code().name
                 if exc.code() == grpc.StatusCode.ALREADY_EXISTS:
                     item["result"], item["error"] = "already_exists", exc.details() or ""
+                elif exc.code() == grpc.StatusCode.INVALID_ARGUMENT and "already exist" in (exc.details() or "").lower():
+                    item["result"], item["error"] = "exists", exc.details() or ""
                 elif G.from_server(exc):
                     # The node answered and refused: its own status and words.
                     item["result"] = "error"
@@ -228,6 +239,14 @@ class EpochClient(object):
                         exc, ep, self.tls, states, budget, probe_budget=self._probe_budget(deadline))[1])
             return item
         return list(self.pool.map(one, range(len(self.endpoints))))
+
+
+def _forgotten(party, state):
+    """A node that was sent the epoch and answers NOT_FOUND has forgotten it (a restart)."""
+    if state == "not_found":
+        party["state"] = "forgotten"
+        party["error"] = ("GetEpochResult NOT_FOUND for an epoch the node was sent: it restarted since "
+                          "(results live in memory); the private vault's EpochData decides")
 
 
 def _state_line(p):
@@ -252,17 +271,29 @@ def progress(epoch_id, parties):
 
 def run_epoch(endpoints, context_id, epoch_id, signing_schemes=("ECDSA256K1",), start=True, wait=True,
               wait_timeout=1200.0, poll_interval=1.0, timeout=10.0, tls=None, check_mode=False,
-              require_all_reachable=True, sleep=time.sleep, deadline=None):
+              require_all_reachable=True, sleep=time.sleep, deadline=None, expect_started=False):
     """Start (if needed) and optionally wait for a PRSS epoch on every endpoint.
+
+    Each party initialises its own node: the prss_init role calls this with one endpoint, the
+    port-forward to its own node; several endpoints are for a controller that reaches every
+    node (a test network).
 
     1. GetEpochResult everywhere: who is done, running, not asked yet, unreachable.
     2. Unless check_mode or start=False: NewMpcEpoch to every party that does not know the
-       epoch yet, all at once (ALREADY_EXISTS counts as done). With require_all_reachable,
+       epoch yet, all at once (ALREADY_EXISTS: running). With require_all_reachable,
        nothing is sent while any party is unreachable (a partial start only leaves the others
        waiting). A party that refuses NewMpcEpoch is an error at once, wait or not: the
-       epoch cannot complete without it.
+       epoch cannot complete without it. INVALID_ARGUMENT "already exists" is not a refusal:
+       the node finished the epoch or restarted since (start result ``exists``).
     3. If wait: poll GetEpochResult every poll_interval until all are done, one has failed,
        or the wait ends.
+
+    A node that was sent the epoch (in this call, or before it with ``expect_started``) and
+    then answers GetEpochResult NOT_FOUND has forgotten it: the server keeps results in memory
+    only, so after a restart that answer is given for an epoch that is done and for one that
+    was lost. Such a party's state is ``forgotten`` and, once no party is still running, the
+    run ends with wait_state ``vault``: the EpochData object in the party's private vault
+    decides (present = done), which is for the caller to read.
 
     The wait ends at ``wait_timeout`` seconds after the start of the call or at ``deadline``
     (a Unix time, time.time(); e.g. the prss_init role's overall deadline), whichever comes
@@ -270,10 +301,10 @@ def run_epoch(endpoints, context_id, epoch_id, signing_schemes=("ECDSA256K1",), 
     most _MIN_CALL plus a short TCP probe, however long ``timeout`` is or however a node
     behaves.
 
-    Returns a dict with changed, done, parties, started, already_exists, polls, elapsed,
-    wait_state (done | running: the wait_timeout window ended first | deadline: the deadline
-    passed | failed | not_waited), progress (one readable line) and, when the run cannot
-    succeed, ``error``.
+    Returns a dict with changed, done, parties, started, already_exists, exists, polls,
+    elapsed, wait_state (done | vault: the nodes no longer know the epoch, read the vault |
+    running: the wait_timeout window ended first | deadline: the deadline passed | failed |
+    not_waited), progress (one readable line) and, when the run cannot succeed, ``error``.
     """
     check_ids(context_id=context_id, epoch_id=epoch_id)
     unknown = [s for s in signing_schemes if s not in P.SIGNING_SCHEMES]
@@ -283,7 +314,7 @@ def run_epoch(endpoints, context_id, epoch_id, signing_schemes=("ECDSA256K1",), 
     window_end = began + float(wait_timeout)
     hard_end = None if deadline is None else began + (float(deadline) - time.time())
     end = window_end if hard_end is None else min(window_end, hard_end)
-    out = {"changed": False, "done": False, "started": [], "already_exists": [], "would_start": [],
+    out = {"changed": False, "done": False, "started": [], "already_exists": [], "exists": [], "would_start": [],
            "polls": 0, "elapsed": 0.0, "error": "", "context_id": context_id, "epoch_id": epoch_id,
            "wait_state": "not_waited"}
     with EpochClient(endpoints, timeout, tls) as client:
@@ -294,7 +325,10 @@ def run_epoch(endpoints, context_id, epoch_id, signing_schemes=("ECDSA256K1",), 
         parties = [{"party_id": b["party_id"], "endpoint": b["endpoint"], "before": b["state"],
                     "start": "skipped", "state": b["state"], "error": b["error"]} for b in before]
         out["parties"] = parties
-        to_start = [i for i, b in enumerate(before) if b["state"] == "not_found"]
+        if expect_started:
+            for party in parties:
+                _forgotten(party, party["state"])
+        to_start = [i for i, b in enumerate(before) if b["state"] == "not_found" and not expect_started]
         unreachable = [b for b in before if b["state"] in ("unreachable", "error")]
         out["would_start"] = [G.label(endpoints[i]) for i in to_start]
         if start and to_start:
@@ -315,6 +349,9 @@ def run_epoch(endpoints, context_id, epoch_id, signing_schemes=("ECDSA256K1",), 
                     elif item["result"] == "already_exists":
                         out["already_exists"].append(G.label(endpoints[i]))
                         parties[i]["state"] = "running"
+                    elif item["result"] == "exists":
+                        out["exists"].append(G.label(endpoints[i]))
+                        parties[i]["state"], parties[i]["error"] = "exists", item["error"]
                     elif item["result"] == "error":
                         parties[i]["state"], parties[i]["error"] = "start_failed", item["error"]
                         refused.append(parties[i])
@@ -327,7 +364,7 @@ def run_epoch(endpoints, context_id, epoch_id, signing_schemes=("ECDSA256K1",), 
                                          "their own epoch timeout" % ", ".join(out["started"]))
         if not out["error"] and wait and not check_mode:
             while True:
-                if all(p["state"] == "done" for p in parties):
+                if all(p["state"] in ("done", "forgotten") for p in parties):
                     break
                 if any(p["state"] == "failed" for p in parties):
                     break
@@ -340,20 +377,25 @@ def run_epoch(endpoints, context_id, epoch_id, signing_schemes=("ECDSA256K1",), 
                 current = client.status(epoch_id, deadline=end)
                 out["polls"] += 1
                 for party, now in zip(parties, current):
+                    sent = party["start"] in ("started", "already_exists", "exists") or expect_started
                     party["state"], party["error"] = now["state"], now["error"]
+                    if sent:
+                        _forgotten(party, now["state"])
         out["done"] = all(p["state"] == "done" for p in parties)
         failed = [p for p in parties if p["state"] == "failed"]
         if out["done"]:
             out["wait_state"] = "done"
         elif failed or out["error"]:
             out["wait_state"] = "failed"
+        elif wait and not check_mode and all(p["state"] in ("done", "forgotten") for p in parties):
+            out["wait_state"] = "vault"
         elif wait and not check_mode:
             # The loop only ends early at ``end``: the deadline if it comes before the window.
             out["wait_state"] = "deadline" if hard_end is not None and hard_end <= window_end else "running"
         if not out["error"] and failed:
             out["error"] = "epoch %s failed on %s" % (epoch_id, "; ".join(
                 "%s: %s" % (p["endpoint"], p["error"]) for p in failed))
-        elif not out["error"] and wait and not check_mode and not out["done"]:
+        elif not out["error"] and wait and not check_mode and not out["done"] and out["wait_state"] != "vault":
             if out["wait_state"] == "deadline":
                 when = "when the deadline passed"
             else:
@@ -367,9 +409,32 @@ def run_epoch(endpoints, context_id, epoch_id, signing_schemes=("ECDSA256K1",), 
     return out
 
 
+def node_agrees(initialized, node_state):
+    """(consistent, note) for the vault's verdict and the node's GetEpochResult state.
+
+    The vault is the proof. With EpochData present, done and not_found (the server forgets
+    results when it restarts) both agree; with it missing, only a node that says done
+    contradicts it (a wrong private vault configuration or permissions).
+    """
+    if initialized:
+        if node_state == "done":
+            return True, ""
+        if node_state == "not_found":
+            return True, "the node no longer knows the epoch (restarted since: results live in memory); the vault has it"
+        return False, "the vault has the epoch but the node says %s" % node_state
+    if node_state == "done":
+        return False, ("the node says the epoch is done but the private vault has no EpochData: check the node's "
+                       "[private_vault] storage and its permissions")
+    return True, ""
+
+
 def cross_check(endpoint, epoch_id, timeout, tls=None):
-    """GetEpochResult on one endpoint: {endpoint, state, error} (see EpochClient.status)."""
-    eps = G.normalize_endpoints([endpoint], field="cross_check_endpoint")
+    """GetEpochResult on one endpoint ('host:port' or a normalised endpoint dict, e.g. a
+    port-forward's): {endpoint, state, error} (see EpochClient.status)."""
+    if isinstance(endpoint, dict) and "host" in endpoint:
+        eps = [endpoint]
+    else:
+        eps = G.normalize_endpoints([endpoint], field="cross_check_endpoint")
     with EpochClient(eps, timeout, tls) as client:
         item = client.status(epoch_id)[0]
     item.pop("party_id", None)

@@ -32,13 +32,17 @@ from ansible_collections.amazon.aws.plugins.module_utils.ec2 import ensure_ec2_t
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_specifications
 
-# IAM principals an endpoint service accepts: account root, a user or a role, or "*".
+# IAM principals an endpoint service accepts: account root, a user or a role, or "*", in any
+# partition (aws, aws-cn, aws-us-gov, aws-iso, ...).
 PRINCIPAL_RE = re.compile(
-    r"^arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::[0-9]{12}:(root|user/[\w+=,.@/-]+|role/[\w+=,.@/-]+)$"
+    r"^arn:aws(-[a-z]+)*:iam::[0-9]{12}:(root|user/[\w+=,.@/-]+|role/[\w+=,.@/-]+)$"
 )
 NLB_ARN_RE = re.compile(
-    r"^arn:aws(-cn|-us-gov|-iso|-iso-b)?:elasticloadbalancing:[a-z0-9-]+:[0-9]{12}:loadbalancer/[a-z]+/[\w-]+/[0-9a-f]+$"
+    r"^arn:aws(-[a-z]+)*:elasticloadbalancing:[a-z0-9-]+:[0-9]{12}:loadbalancer/[a-z]+/[\w-]+/[0-9a-f]+$"
 )
+ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
+REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
+ARN_PARTITION_RE = re.compile(r"^arn:(aws(-[a-z]+)*):")
 RESOURCE_TYPE = "vpc-endpoint-service"
 ABSENT = "absent"
 
@@ -61,13 +65,66 @@ def validate_params(params):
     for arn in arns or []:
         if not isinstance(arn, str) or not NLB_ARN_RE.match(arn):
             errors.append("network_load_balancer_arns: %r is not a load balancer ARN "
-                          "(arn:aws:elasticloadbalancing:<region>:<account>:loadbalancer/net/<name>/<id>)" % (arn,))
+                          "(arn:<partition>:elasticloadbalancing:<region>:<account>:loadbalancer/net/<name>/<id>)" % (arn,))
+    for account in params.get("allowed_account_ids") or []:
+        if not (isinstance(account, str) and ACCOUNT_RE.match(account)):
+            errors.append("allowed_account_ids: %r is not a 12-digit AWS account id" % (account,))
+    for region in params.get("supported_regions") or []:
+        if not (isinstance(region, str) and REGION_RE.match(region)):
+            errors.append("supported_regions: %r is not an AWS region name (for example eu-west-1)" % (region,))
     for principal in params.get("allowed_principals") or []:
         if principal != "*" and not (isinstance(principal, str) and PRINCIPAL_RE.match(principal)):
             errors.append("allowed_principals: %r is not an IAM principal ARN "
-                          "(arn:aws:iam::<12-digit account>:root, ...:role/<name>, ...:user/<name>) or '*'"
+                          "(arn:<partition>:iam::<12-digit account>:root, ...:role/<name>, ...:user/<name>) or '*'"
                           % (principal,))
     return errors
+
+
+def partition_of(arn):
+    """The partition of an ARN (``aws``, ``aws-cn``, ``aws-us-gov``, ...): what the caller's own
+    identity (sts get-caller-identity) says, never assumed."""
+    match = ARN_PARTITION_RE.match(arn or "")
+    if not match:
+        raise EndpointServiceError("cannot tell the AWS partition from %r (expected arn:<partition>:...)" % (arn,))
+    return match.group(1)
+
+
+def account_principal(account_id, partition):
+    """The IAM principal of a whole account in ``partition``: arn:<partition>:iam::<account>:root."""
+    account_id = str(account_id)
+    if not ACCOUNT_RE.match(account_id):
+        raise EndpointServiceError("allowed_account_ids: %r is not a 12-digit AWS account id" % (account_id,))
+    return "arn:%s:iam::%s:root" % (partition, account_id)
+
+
+def desired_principals(params, partition=None):
+    """allowed_principals plus the root principal of each of allowed_account_ids (None when
+    neither is set: the permissions are then not managed)."""
+    principals, accounts = params.get("allowed_principals"), params.get("allowed_account_ids")
+    if principals is None and accounts is None:
+        return None
+    return normalize_principals(list(principals or []) + [account_principal(a, partition) for a in accounts or []])
+
+
+def region_changes(config, desired):
+    """(to_add, to_remove) turning the service's supported regions into ``desired``. The home
+    region of the service is always supported: never added nor removed, whatever AWS lists."""
+    home = service_region(config)
+    current = set(supported_regions(config))
+    wanted = set(desired or []) - {home}
+    return sorted(wanted - current), sorted(current - wanted)
+
+
+def service_region(config):
+    """The region of a service, from its name com.amazonaws.vpce.<region>.vpce-svc-..."""
+    parts = (config.get("ServiceName") or "").split(".")
+    return parts[3] if len(parts) == 5 else None
+
+
+def supported_regions(config):
+    """The regions other than its own from which a service may be reached, sorted."""
+    home = service_region(config)
+    return sorted({r.get("Region") for r in config.get("SupportedRegions") or []} - {home, None})
 
 
 def normalize_principals(principals):
@@ -143,6 +200,12 @@ def plan_update(config, current_principals, params):
             modify["PrivateDnsName"] = dns
         else:
             modify["RemovePrivateDnsName"] = True
+    if params.get("supported_regions") is not None:
+        add_r, remove_r = region_changes(config, params["supported_regions"])
+        if add_r:
+            modify["AddSupportedRegions"] = add_r
+        if remove_r:
+            modify["RemoveSupportedRegions"] = remove_r
     add_p, remove_p = ([], [])
     if params.get("allowed_principals") is not None:
         add_p, remove_p = principal_changes(current_principals, params["allowed_principals"])
@@ -166,6 +229,11 @@ def desired_view(before, params):
         after["allowed_principals"] = normalize_principals(params["allowed_principals"])
     elif not before:
         after["allowed_principals"] = []
+    if params.get("supported_regions") is not None:
+        home = before.get("service_region") if before else None
+        after["supported_regions"] = sorted(set(params["supported_regions"]) - {home})
+    elif not before:
+        after["supported_regions"] = []
     if params.get("tags") is not None:
         tags = dict(params["tags"]) if params.get("purge_tags", True) else dict(before.get("tags") or {}, **params["tags"])
         after["tags"] = tags
@@ -183,6 +251,8 @@ def diff_view(config, principals):
         "acceptance_required": bool(config.get("AcceptanceRequired")),
         "private_dns_name": config.get("PrivateDnsName") or "",
         "allowed_principals": normalize_principals(principals),
+        "service_region": service_region(config),
+        "supported_regions": supported_regions(config),
         "tags": tags_of(config),
     }
 
@@ -194,6 +264,7 @@ def result_of(config, principals, added=None, removed=None):
             "service_id": None, "service_name": None, "state": ABSENT, "allowed_principals": [],
             "network_load_balancer_arns": [], "acceptance_required": None, "base_endpoint_dns_names": [],
             "private_dns_name": None, "tags": {}, "principals_added": added or [],
+            "service_region": None, "supported_regions": [],
             "principals_removed": removed or [], "service": {},
         }
     return {
@@ -205,6 +276,8 @@ def result_of(config, principals, added=None, removed=None):
         "acceptance_required": bool(config.get("AcceptanceRequired")),
         "base_endpoint_dns_names": config.get("BaseEndpointDnsNames") or [],
         "private_dns_name": config.get("PrivateDnsName") or None,
+        "service_region": service_region(config),
+        "supported_regions": supported_regions(config),
         "tags": tags_of(config),
         "principals_added": added or [],
         "principals_removed": removed or [],
@@ -269,6 +342,11 @@ class EndpointService:
         }
         if params.get("private_dns_name"):
             kwargs["PrivateDnsName"] = params["private_dns_name"]
+        if params.get("supported_regions"):
+            home = self.module.region
+            regions = sorted(set(params["supported_regions"]) - {home})
+            if regions:
+                kwargs["SupportedRegions"] = regions
         if params.get("tags"):
             kwargs["TagSpecifications"] = boto3_tag_specifications(params["tags"], types=[RESOURCE_TYPE])
         try:
@@ -333,6 +411,7 @@ class EndpointService:
             after = desired_view({}, params)
             if self.check_mode:
                 result = result_of(None, [], added=after["allowed_principals"])
+                result["supported_regions"] = sorted(set(after["supported_regions"]) - {self.module.region})
                 return dict(result, changed=True, diff={"before": before, "after": after})
             config = self.create(params)
             service_id = config["ServiceId"]
@@ -360,6 +439,7 @@ class EndpointService:
             result = result_of(config, principals, plan["add_principals"], plan["remove_principals"])
             # in check mode report the values the service would have
             result["allowed_principals"] = after["allowed_principals"]
+            result["supported_regions"] = after["supported_regions"]
         else:
             if changed and params.get("wait"):
                 self.wait_available(service_id, params.get("wait_timeout") or 300)

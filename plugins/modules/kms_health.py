@@ -12,6 +12,11 @@ module: kms_health
 short_description: Health of threshold KMS nodes, checked concurrently, with a verdict
 version_added: 0.1.0
 description:
+  - A party checks its B(own) node (O(pod), through a Kubernetes port-forward). The node's
+    C(GetHealthStatus) lists every peer it reaches over the peer port (reachable, latency,
+    error), which is the party's view of the whole network. The client port of another
+    party is never reachable, and never needed. O(endpoints) dials addresses instead (a test
+    network, or a node reached from inside its own VPC).
   - Calls C(kms_service.v1.CoreServiceEndpoint/GetHealthStatus) on every endpoint at the same
     time (one thread per endpoint), so N endpoints of which k never answer take about one
     O(timeout), not k.
@@ -40,9 +45,9 @@ options:
       - Each item is C(host:port), C(http://host:port), or a dict with C(address)
         (C(host:port)) or C(host) and C(port), and optional C(party_id) and C(name).
       - Give C(party_id) so failures name the party and peer reports can be matched to nodes.
+      - Exactly one of O(endpoints) and O(pod).
     type: list
     elements: raw
-    required: true
   timeout:
     description:
       - Seconds allowed per endpoint, fallbacks included. All endpoints are checked in parallel.
@@ -71,6 +76,7 @@ options:
     default: 32
 extends_documentation_fragment:
   - threshold_kms.mpc_party.kms_tls
+  - threshold_kms.mpc_party.kms_port_forward
 notes:
   - Member of the C(threshold_kms.mpc_party.kms) action group, so C(module_defaults) for
     C(group/threshold_kms.mpc_party.kms) can set O(timeout) and the TLS options once for
@@ -84,6 +90,15 @@ seealso:
 """
 
 EXAMPLES = r"""
+- name: This party's own node, and through it every peer, at least Healthy
+  threshold_kms.mpc_party.kms_health:
+    kubeconfig: ~/.kube/kms-party1.yaml
+    namespace: kms
+    pod: kms-core-0
+    port: 50100
+    party_id: 1
+    fail_below: Healthy
+
 - name: Every party healthy (all reachable, each sees at least 2n/3 + 1)
   threshold_kms.mpc_party.kms_health:
     endpoints:
@@ -145,8 +160,9 @@ nodes:
   type: list
   elements: dict
   contains:
-    party_id: {description: Party id given with the endpoint, or null., type: int}
-    endpoint: {description: host:port checked., type: str}
+    party_id: {description: Party id given with the endpoint (or O(party_id)), or null., type: int}
+    endpoint: {description: host:port checked (with O(pod) the local end of the port-forward)., type: str}
+    via: {description: With O(pod) - the pod, port and API server of the port-forward., type: str}
     reachable: {description: A gRPC server answered., type: bool}
     kms: {description: It is a KMS node (one of the KMS RPCs or health services answered)., type: bool}
     source:
@@ -157,8 +173,10 @@ nodes:
     serving: {description: grpc.health.v1 status of the KMS service when it was asked., type: str}
     latency_ms: {description: Time to the first answer., type: int}
     contexts:
-      description: Per MPC context - context_id, my_party_id, n, nodes_reachable, threshold_required,
-        status, server_status, unreachable_peers and peers (peer_id, endpoint, reachable, latency_ms, error).
+      description: Per MPC context - context_id, my_party_id, n, nodes_reachable (the node's count),
+        reachable_by_peers (itself plus the peers its list shows reachable; the status is judged from
+        the lower of the two), threshold_required, status, server_status, reachable_peers,
+        unreachable_peers and peers (peer_id, endpoint, reachable, latency_ms, error).
       type: list
     fhe_key_count: {description: FHE keys the node holds., type: int}
     crs_count: {description: CRS the node holds., type: int}
@@ -170,7 +188,7 @@ nodes:
     error: {description: Readable cause when the node is not healthy., type: str}
     error_kind:
       description: refused, dns, timeout, no_http2, tls_required, tls_not_spoken, tls_verify,
-        not_kms, unavailable, other - or null.
+        not_kms, unavailable, port_forward, other - or null.
       type: str
     warnings: {description: Limits of what could be checked (older servers)., type: list}
     reported_unreachable_by: {description: Party ids whose node reports this party unreachable., type: list}
@@ -186,17 +204,47 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import kms_grpc as G
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import kms_proto as P
+from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import kube_portforward as K
+
+
+def check_own_node(params, tls):
+    """The node behind the port-forward; a forward that cannot be opened is an Unhealthy node."""
+    label = "%s/%s:%d" % (params["namespace"], params["pod"], params["port"])
+    try:
+        forward = K.open_forward(params)
+    except K.PortForwardError as exc:
+        ep = {"party_id": params["party_id"], "name": label, "address": label}
+        node = G.unreachable_result(ep, "port_forward", str(exc))
+        node["via"] = label
+        return node
+    try:
+        ep = K.endpoint(forward, params["party_id"])
+        node = G.check_endpoint(ep, params["timeout"], tls)
+        node["via"] = ep["via"]
+        # Name the pod, not the local end of the forward, in what the operator reads.
+        node["endpoint"] = label
+        node["error"] = (node["error"] or "").replace(ep["address"], label)
+        if not node["kms"] and not forward.explain():
+            time.sleep(0.2)  # the stream's error channel may arrive just after the gRPC failure
+        if not node["kms"] and forward.explain():
+            # the API server's words (e.g. nothing listens on the pod's port) say more than gRPC's
+            node["error_kind"], node["error"] = "port_forward", forward.explain()
+        return G.annotate_peer_views([node])[0]
+    finally:
+        forward.close()
 
 
 def main():
     argument_spec = dict(
-        endpoints=dict(type="list", elements="raw", required=True),
+        endpoints=dict(type="list", elements="raw"),
         fail_below=dict(type="str", default="Healthy", choices=G.FAIL_BELOW_CHOICES),
         scope=dict(type="str", default="nodes", choices=["nodes", "network"]),
         max_workers=dict(type="int", default=32),
     )
     argument_spec.update(G.CONNECTION_ARGUMENT_SPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    argument_spec.update(K.PORT_FORWARD_ARGUMENT_SPEC)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           mutually_exclusive=[("endpoints", "pod")], required_one_of=[("endpoints", "pod")])
     if not G.HAS_GRPC:
         module.fail_json(msg=missing_required_lib("grpcio"), exception=str(G.GRPC_IMPORT_ERROR))
     if not P.HAS_PROTOBUF:
@@ -207,13 +255,21 @@ def main():
             raise G.KmsInputError("timeout: must be > 0 seconds, got %s" % params["timeout"])
         if params["max_workers"] < 1:
             raise G.KmsInputError("max_workers: must be >= 1, got %s" % params["max_workers"])
-        endpoints = G.normalize_endpoints(params["endpoints"])
+        if params["pod"]:
+            problem = K.check_params(params)
+            if problem:
+                raise G.KmsInputError(problem)
+        else:
+            endpoints = G.normalize_endpoints(params["endpoints"])
         tls = G.TlsSettings.from_params(params)
     except G.KmsInputError as exc:
         module.fail_json(msg=str(exc))
 
     started = time.monotonic()
-    nodes = G.check_endpoints(endpoints, params["timeout"], tls, params["max_workers"])
+    if params["pod"]:
+        nodes = [check_own_node(params, tls)]
+    else:
+        nodes = G.check_endpoints(endpoints, params["timeout"], tls, params["max_workers"])
     summary = G.summarize(nodes, params["fail_below"], params["scope"])
     result = dict(changed=False, nodes=nodes, overall=summary["overall"], network=summary["network"],
                   counts=summary["counts"], failing=summary["failing"],

@@ -61,7 +61,6 @@ mpc:
     buckets: {description: private/public/backup bucket names., type: dict}
     prefixes: {description: public/private/backup vault prefixes., type: dict}
     trusted_pcr0: {description: PCR0 values of every trusted enclave release., type: list}
-    client_endpoints: {description: "host:port of every party's client gRPC endpoint.", type: list}
 errors:
   description: Every rule the input breaks, one line each (on failure).
   returned: failure

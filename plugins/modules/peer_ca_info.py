@@ -13,16 +13,18 @@ module: peer_ca_info
 short_description: Fetch a party's published CA certificate and check it
 version_added: 0.1.0
 description:
-  - Reads the CA certificate a party publishes in its public vault, under
-    C(<public_vault_url>/PUB-p<party_id>/CACert/<object_name>), or takes it from O(pem).
+  - Reads the CA certificate a party publishes in its public vault, or takes it from O(pem).
+  - O(tls_mode=manual) (the party's TLS identity certificate) reads
+    C(<public_vault_url>/<prefix>/TlsIdentity/<object_name>).
+  - O(tls_mode=auto) (the CA the KMS server's key generation writes under its signing key id, which
+    a peer cannot know in advance) lists C(<prefix>/CACert/) anonymously (S3 ListObjectsV2) and
+    reads its only object, which must be named by a 64-hex-digit id.
   - Checks it is exactly one PEM certificate (no private key), that its subject CN equals the
     party's C(mpc_identity) (O(expected_cn)), and that it is valid now with at least
     O(min_days_valid) days left. Fails naming the party and the broken rule.
   - A CA that is not there (not published yet, or not readable anonymously) fails with
-    RV(missing=true) and the RV(url) checked, so that a caller can tell it from a bad certificate.
-  - When the named object does not exist and O(discover=true), lists the C(CACert/) folder
-    (S3 ListObjectsV2, anonymous) and uses its only object, which is where the KMS server
-    writes the CA it generates (under its signing key's request id).
+    RV(missing=true) and the RV(url) checked, so that a caller can tell it from a bad certificate
+    (or an ambiguous C(CACert/) folder, which fails with RV(missing=false)).
   - Read only; runs the same in check mode.
 options:
   party_id:
@@ -36,17 +38,20 @@ options:
   public_vault_url:
     description: Base URL of the party's public vault (its C(public_vault_url) in the network definition).
     type: str
-  object_name:
-    description: Object name under C(PUB-p<party_id>/CACert/). Every party of a network uses the same one.
+  tls_mode:
+    description:
+      - Where the party publishes its CA; the network's C(tls_mode).
+      - V(manual) reads C(<prefix>/TlsIdentity/<object_name>); V(auto) discovers C(<prefix>/CACert/<id>).
     type: str
-    default: ca.pem
+    choices: [manual, auto]
+    default: manual
+  object_name:
+    description: Object name under C(<prefix>/TlsIdentity/) (O(tls_mode=manual)). Every party of a network uses the same one.
+    type: str
+    default: tls.crt
   prefix:
     description: The party's public vault prefix, when it is not the convention C(PUB-p<party_id>).
     type: str
-  discover:
-    description: When the named object is missing, list the folder and use its single object.
-    type: bool
-    default: true
   pem:
     description: The certificate itself, instead of fetching it (a network entry's C(ca_certificate.pem)).
     type: str
@@ -62,6 +67,9 @@ options:
     description: Verify the TLS certificate of an C(https) vault URL.
     type: bool
     default: true
+  ca_path:
+    description: A PEM bundle of the certificate authorities to trust for an C(https) vault URL (default the system's).
+    type: path
 requirements:
   - cryptography (an ansible-core dependency)
 author:
@@ -74,6 +82,7 @@ EXAMPLES = r"""
     party_id: 2
     expected_cn: party2.mainnet.kms.example
     public_vault_url: https://kms-mainnet-p2-public.s3.eu-west-1.amazonaws.com
+    tls_mode: auto
     min_days_valid: 14
   register: __privatelink_peer_ca
 
@@ -150,7 +159,7 @@ def _get(module, url):
     the reader may not list the bucket, so both mean "not readable here")."""
     try:
         response = open_url(url, method="GET", timeout=module.params["timeout"],
-                            validate_certs=module.params["validate_certs"])
+                            validate_certs=module.params["validate_certs"], ca_path=module.params["ca_path"])
         return response.getcode(), response.read()
     except HTTPError as e:
         if e.code in (403, 404):
@@ -160,38 +169,40 @@ def _get(module, url):
         raise peer_ca.PeerCaError("GET %s: %s" % (url, getattr(e, "reason", e)))
 
 
-def fetch(module):
-    """(url, body) of the party's CA: the named object, else the folder's only object."""
+def _why(status):
+    return "HTTP %d%s" % (status, " (missing, or the bucket does not allow public reads)" if status == 403 else "")
+
+
+def fetch_manual(module, base):
+    """(url, body) of the party's TLS identity certificate."""
     p = module.params
-    base = p["public_vault_url"].rstrip("/")
     url = peer_ca.ca_url(base, p["party_id"], p["object_name"], p["prefix"])
     status, body = _get(module, url)
-    if body is not None:
-        return url, body
-    why = "HTTP %d%s" % (status, " (missing, or the bucket does not allow public reads)" if status == 403 else "")
-    if not p["discover"]:
-        raise peer_ca.PeerCaMissing("no CA certificate at %s, %s: the party has not published it" % (url, why), url)
-    folder = peer_ca.ca_folder(p["party_id"], p["prefix"])
-    list_status, listing = _get(module, peer_ca.list_url(base, p["party_id"], p["prefix"]))
-    keys = [k for k in peer_ca.keys_from_listing(listing) if not k.endswith("/")] if listing is not None else []
-    if len(keys) != 1:
-        if listing is None:
-            found = "cannot be listed (HTTP %d)" % list_status
-        elif keys:
-            found = "holds %d objects (%s)" % (len(keys), ", ".join(keys))
-        else:
-            found = "is empty"
-        message = ("no CA certificate at %s, %s, and the folder %s %s: the party has not published its CA "
-                   "(or publishes it under another object_name)" % (url, why, folder, found))
-        if keys:
-            # several candidates: published, but ambiguous; waiting would not help
-            raise peer_ca.PeerCaError(message)
-        raise peer_ca.PeerCaMissing(message, url)
-    url = "%s/%s" % (base, keys[0])
+    if body is None:
+        raise peer_ca.PeerCaMissing("nothing at %s, %s: the party has not published its TLS identity "
+                                    "certificate yet" % (url, _why(status)), url)
+    return url, body
+
+
+def fetch_auto(module, base):
+    """(url, body) of the CA the party's key generation wrote: the only object of its CACert/ folder."""
+    p = module.params
+    folder = peer_ca.ca_folder(p["party_id"], p["prefix"], "auto")
+    listing_url = peer_ca.list_url(base, p["party_id"], p["prefix"])
+    status, listing = _get(module, listing_url)
+    if listing is None:
+        raise peer_ca.PeerCaMissing("the folder %s cannot be listed at %s, %s: the party has not published its "
+                                    "CA yet, or its public vault does not allow the anonymous listing of its "
+                                    "public prefix" % (folder, listing_url, _why(status)), listing_url)
+    try:
+        key = peer_ca.pick_keygen_ca(peer_ca.keys_from_listing(listing), folder)
+    except peer_ca.PeerCaMissing as e:
+        raise peer_ca.PeerCaMissing("%s (listed at %s)" % (e, listing_url), listing_url)
+    url = "%s/%s" % (base, key)
     status, body = _get(module, url)
     if body is None:
-        raise peer_ca.PeerCaMissing("GET %s: HTTP %d although the folder lists it (the bucket does not allow "
-                                    "public reads?)" % (url, status), url)
+        raise peer_ca.PeerCaMissing("GET %s: %s although the folder lists it (the bucket does not allow "
+                                    "public reads?)" % (url, _why(status)), url)
     return url, body
 
 
@@ -201,13 +212,14 @@ def main():
             party_id=dict(type="int", required=True),
             expected_cn=dict(type="str", required=True),
             public_vault_url=dict(type="str"),
+            tls_mode=dict(type="str", choices=list(peer_ca.TLS_MODES), default="manual"),
             object_name=dict(type="str", default=peer_ca.DEFAULT_OBJECT_NAME),
             prefix=dict(type="str"),
-            discover=dict(type="bool", default=True),
             pem=dict(type="str"),
             min_days_valid=dict(type="int", default=0),
             timeout=dict(type="int", default=15),
             validate_certs=dict(type="bool", default=True),
+            ca_path=dict(type="path"),
         ),
         required_one_of=[["public_vault_url", "pem"]],
         mutually_exclusive=[["public_vault_url", "pem"]],
@@ -222,7 +234,9 @@ def main():
         if module.params["pem"] is not None:
             body = module.params["pem"]
         else:
-            url, body = fetch(module)
+            base = module.params["public_vault_url"].rstrip("/")
+            fetch = fetch_auto if module.params["tls_mode"] == "auto" else fetch_manual
+            url, body = fetch(module, base)
         info = peer_ca.check_ca(body, module.params["expected_cn"], min_days_valid=module.params["min_days_valid"])
     except peer_ca.PeerCaMissing as e:
         module.fail_json(msg="party %s CA certificate: %s" % (party, e), party_id=party, url=e.url, missing=True)

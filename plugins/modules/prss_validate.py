@@ -16,8 +16,11 @@ description:
     party's private vault bucket, the objects the KMS server writes when a PRSS epoch
     completes, and tells apart C(present), C(missing), C(empty) and C(access_denied) (for
     each object and overall). Returns the objects' metadata, never their content.
-  - Optionally cross-checks with the node itself through C(GetEpochResult) on its client
-    endpoint (O(cross_check_endpoint)) and says whether both agree.
+  - Optionally cross-checks with the node itself through C(GetEpochResult) - on this party's
+    own node through a Kubernetes port-forward (O(pod)), or on an address
+    (O(cross_check_endpoint)) - and says whether both agree. The vault is the proof; after a
+    restart the server answers C(NOT_FOUND) for an epoch that is done (results live in
+    memory), which agrees with an EpochData object that is present.
   - Read-only; runs the same in check mode.
   - Uses amazon.aws's AnsibleAWSModule, so credentials, O(endpoint_url), O(region) and
     retries behave like amazon.aws modules; the module is in the
@@ -52,6 +55,7 @@ options:
     description:
       - Client gRPC endpoint (C(host:port)) of this party's node; when set, C(GetEpochResult)
         is asked too and RV(cross_check) reports the node's view.
+      - Not with O(pod), which reaches the node through a port-forward instead.
     type: str
   timeout:
     description: Seconds allowed for the cross-check call.
@@ -59,13 +63,14 @@ options:
     default: 5.0
 extends_documentation_fragment:
   - threshold_kms.mpc_party.kms_tls
+  - threshold_kms.mpc_party.kms_port_forward
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
 requirements:
   - boto3
-  - grpcio (only for O(cross_check_endpoint))
-  - protobuf (only for O(cross_check_endpoint))
+  - grpcio (only for O(cross_check_endpoint) or O(pod))
+  - protobuf (only for O(cross_check_endpoint) or O(pod))
 seealso:
   - module: threshold_kms.mpc_party.prss_epoch
 """
@@ -77,7 +82,15 @@ EXAMPLES = r"""
     prefix: PRIV-p1
   register: prss
 
-- name: Against the sandbox's AWS stand-in, with the node's own view
+- name: With the own node's view, through a port-forward to its pod
+  threshold_kms.mpc_party.prss_validate:
+    bucket: kms-mainnet-p1-private
+    prefix: PRIV-p1
+    kubeconfig: ~/.kube/kms-party1.yaml
+    namespace: kms
+    pod: kms-core-0
+
+- name: Against the sandbox's AWS stand-in, with the node's view at an address
   threshold_kms.mpc_party.prss_validate:
     bucket: kms-sandbox-p2-private
     prefix: PRIV-p2
@@ -116,12 +129,14 @@ objects:
       error: ""
 cross_check:
   description:
-    - With O(cross_check_endpoint) - the node's answer to C(GetEpochResult) (C(state) done,
-      running, not_found, failed, unreachable, error; C(error)) and C(consistent), true when
-      the node reports done exactly when the vault is initialised.
-  returned: when O(cross_check_endpoint) is set
+    - With O(cross_check_endpoint) or O(pod) - the node's answer to C(GetEpochResult) (C(state)
+      done, running, not_found, failed, unreachable, error; C(error)), C(consistent) and C(note).
+      C(consistent) is false when the node says done but the vault has no epoch, or the vault
+      has it but the node reports it running or failed; C(not_found) with the vault present is
+      consistent (a restarted node).
+  returned: when O(cross_check_endpoint) or O(pod) is set
   type: dict
-  sample: {endpoint: "127.0.0.1:50101", state: done, code: OK, error: "", consistent: true}
+  sample: {endpoint: "127.0.0.1:50101", state: done, code: OK, error: "", consistent: true, note: ""}
 bucket:
   description: The bucket checked.
   returned: always
@@ -145,6 +160,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import aws_retry
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import kms_grpc as G
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import kms_proto as P
+from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import kube_portforward as K
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import prss
 
 try:
@@ -163,7 +179,9 @@ def main():
         cross_check_endpoint=dict(type="str"),
     )
     argument_spec.update(G.CONNECTION_ARGUMENT_SPEC)
-    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    argument_spec.update(K.PORT_FORWARD_ARGUMENT_SPEC)
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True,
+                              mutually_exclusive=[("cross_check_endpoint", "pod")])
     p = module.params
     try:
         prss.check_ids(epoch_id=p["epoch_id"], context_id=p["context_id"])
@@ -172,11 +190,16 @@ def main():
         if p["prefix"] != p["prefix"].strip("/ ") and p["prefix"] != "":
             raise G.KmsInputError("prefix: must not start or end with '/' or spaces, got %r" % p["prefix"])
         tls = None
-        if p["cross_check_endpoint"]:
+        if p["cross_check_endpoint"] or p["pod"]:
             if not (G.HAS_GRPC and P.HAS_PROTOBUF):
-                module.fail_json(msg="cross_check_endpoint needs the grpcio and protobuf Python packages")
+                module.fail_json(msg="cross_check_endpoint and pod need the grpcio and protobuf Python packages")
             tls = G.TlsSettings.from_params(p)
+        if p["cross_check_endpoint"]:
             G.normalize_endpoints([p["cross_check_endpoint"]], field="cross_check_endpoint")
+        if p["pod"]:
+            problem = K.check_params(p)
+            if problem:
+                raise G.KmsInputError(problem)
     except G.KmsInputError as exc:
         module.fail_json(msg=str(exc))
 
@@ -194,9 +217,25 @@ def main():
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
         module.fail_json_aws(exc, msg="cannot read s3://%s/%s" % (p["bucket"], p["prefix"]))
 
+    check = None
     if p["cross_check_endpoint"]:
         check = prss.cross_check(p["cross_check_endpoint"], p["epoch_id"], p["timeout"], tls)
-        check["consistent"] = (check["state"] == "done") == result["initialized"]
+    elif p["pod"]:
+        label = "%s/%s:%d" % (p["namespace"], p["pod"], p["port"])
+        try:
+            forward = K.open_forward(p)
+        except K.PortForwardError as exc:
+            check = {"endpoint": label, "state": "unreachable", "code": None, "error": str(exc)}
+        else:
+            try:
+                ep = K.endpoint(forward, p["party_id"])
+                check = prss.cross_check(ep, p["epoch_id"], p["timeout"], tls)
+            finally:
+                forward.close()
+            check["endpoint"] = label
+            check["error"] = (check["error"] or "").replace(ep["address"], label)
+    if check is not None:
+        check["consistent"], check["note"] = prss.node_agrees(result["initialized"], check["state"])
         result["cross_check"] = check
     module.exit_json(changed=False, **result)
 

@@ -20,8 +20,8 @@ description:
     guesses when several services match.
   - Options that are not set are not managed (for example O(allowed_principals) unset leaves the
     permissions as they are; set it to V([]) to remove every principal).
-  - Supports check mode and C(--diff) (the allowed principals, acceptance, load balancers,
-    private DNS name and tags, before and after).
+  - Supports check mode and C(--diff) (the allowed principals, supported regions, acceptance,
+    load balancers, private DNS name and tags, before and after).
   - No module in amazon.aws or community.aws manages endpoint services; this one uses the
     amazon.aws module utilities, so it has their authentication options and retries.
   - It belongs to the action group C(threshold_kms.mpc_party.aws), which extends
@@ -50,7 +50,26 @@ options:
     description:
       - The exact set of IAM principals allowed to create endpoints to the service, for example
         C(arn:aws:iam::123456789012:root) for a whole account. Principals missing from the list are removed.
-      - When unset, the permissions are not managed.
+      - When unset, the permissions are not managed (unless O(allowed_account_ids) is set).
+      - Together with O(allowed_account_ids), the union of both is the exact set.
+    type: list
+    elements: str
+  allowed_account_ids:
+    description:
+      - AWS account ids whose whole account (its C(root) principal) may create endpoints to the
+        service, for example the other parties' accounts.
+      - The principal ARNs are built in the partition of the caller (C(aws), C(aws-cn),
+        C(aws-us-gov), ...), read from C(sts get-caller-identity); no partition is assumed.
+    type: list
+    elements: str
+  supported_regions:
+    description:
+      - The exact set of regions, besides the service's own, whose consumers may connect to the
+        service (AWS cross-region PrivateLink, C(SupportedRegions)). Regions missing from the
+        list are removed; the service's own region is always supported and is ignored here.
+      - A consumer in another region must also name the service's region when it creates its
+        endpoint (C(ServiceRegion), see M(threshold_kms.mpc_party.vpc_interface_endpoint)).
+      - When unset, the supported regions are not managed.
     type: list
     elements: str
   private_dns_name:
@@ -84,10 +103,8 @@ EXAMPLES = r"""
     network_load_balancer_arns:
       - arn:aws:elasticloadbalancing:eu-west-1:100000000001:loadbalancer/net/kms-p1-peer/0123456789abcdef
     acceptance_required: false
-    allowed_principals:
-      - arn:aws:iam::100000000002:root
-      - arn:aws:iam::100000000003:root
-      - arn:aws:iam::100000000004:root
+    allowed_account_ids: ["100000000002", "100000000003", "100000000004"]
+    supported_regions: [us-east-1, ap-southeast-1]
     tags:
       Name: kms-mainnet-p1-peer
     wait: true
@@ -131,6 +148,22 @@ principals_added:
   returned: always
   type: list
   elements: str
+supported_regions:
+  description: The regions other than its own from which the service may be reached, sorted (in check mode, those it would have).
+  returned: always
+  type: list
+  elements: str
+  sample: ["ap-southeast-1", "us-east-1"]
+service_region:
+  description: The region of the service (where its load balancers are).
+  returned: always
+  type: str
+  sample: eu-west-1
+partition:
+  description: The AWS partition the principals of O(allowed_account_ids) were built in (only when that option is set).
+  returned: when O(allowed_account_ids) is set
+  type: str
+  sample: aws
 principals_removed:
   description: Principals removed by this run (or that would be, in check mode).
   returned: always
@@ -164,12 +197,19 @@ service:
   type: dict
 """
 
+try:
+    import botocore
+except ImportError:
+    pass  # handled by AnsibleAWSModule
+
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import aws_retry
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils.vpc_endpoint_service import (
     EndpointService,
     EndpointServiceError,
+    desired_principals,
+    partition_of,
     validate_params,
 )
 
@@ -180,6 +220,8 @@ def main():
         network_load_balancer_arns=dict(type="list", elements="str", aliases=["nlb_arns"]),
         acceptance_required=dict(type="bool"),
         allowed_principals=dict(type="list", elements="str"),
+        allowed_account_ids=dict(type="list", elements="str"),
+        supported_regions=dict(type="list", elements="str"),
         private_dns_name=dict(type="str"),
         tags=dict(type="dict", aliases=["resource_tags"]),
         purge_tags=dict(type="bool", default=True),
@@ -194,7 +236,16 @@ def main():
 
     client = aws_retry.client(module, "ec2")
     service = EndpointService(module, client)
+    partition = None
     try:
+        if module.params["allowed_account_ids"] is not None:
+            try:
+                caller = aws_retry.client(module, "sts").get_caller_identity(aws_retry=True)
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+                module.fail_json_aws(e, msg="Failed to read the caller identity (sts get-caller-identity), "
+                                           "needed for the partition of allowed_account_ids")
+            partition = partition_of(caller["Arn"])
+            module.params["allowed_principals"] = desired_principals(module.params, partition)
         if module.params["state"] == "present":
             result = service.ensure_present(module.params)
         else:
@@ -202,6 +253,8 @@ def main():
     except EndpointServiceError as e:
         module.fail_json(msg=str(e))
 
+    if partition:
+        result["partition"] = partition
     if not module._diff:
         result.pop("diff", None)
     module.exit_json(**result)

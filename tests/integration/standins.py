@@ -33,12 +33,16 @@ def _inventory_tool():
     return module
 
 
-def write_inventory(out: Path, port_base: int, name: str = NETWORK, t: int = 1) -> Path:
-    """A sandbox inventory whose parties listen on port_base+200+i (peer), +300+i (client), +400+i (metrics)."""
+def write_inventory(out: Path, port_base: int, name: str = NETWORK, t: int = 1, tls_mode: str = "none") -> Path:
+    """A sandbox inventory whose parties listen on port_base+200+i (peer), +300+i (client), +400+i (metrics).
+
+    TLS off by default: the suites using it deploy party1 alone, which with TLS on would wait for
+    its peers' CAs."""
     tool = _inventory_tool()
     gv = out / "group_vars" / "all"
     gv.mkdir(parents=True, exist_ok=True)
     network = yaml.safe_load(tool.network_yaml(name, t, port_base))
+    network["mpc_network"]["tls_mode"] = tls_mode
     for party in network["mpc_network"]["parties"]:
         i = party["party_id"]
         party.update(peer_port=port_base + 200 + i, client_port=port_base + 300 + i, metrics_port=port_base + 400 + i)

@@ -35,7 +35,7 @@ BAD = [
     ("unknown-network-key", net_set("threshold", 1), "mpc_network.threshold", "unknown key"),
     ("bad-environment", net_set("environment", "prod"), "mpc_network.environment", "testnet, mainnet"),
     ("bad-tls-mode", net_set("tls_mode", "off"), "mpc_network.tls_mode", "must be one of"),
-    ("mainnet-without-tls", net_set("environment", "mainnet"), "mpc_network.tls_mode", "refused on mainnet"),
+    ("mainnet-without-tls", both(net_set("environment", "mainnet"), net_set("tls_mode", "none")), "mpc_network.tls_mode", "refused on mainnet"),
     # -- party ids, identities, addresses
     ("duplicate-party-id", party_set(2, "party_id", 1), "party_id", "must be unique"),
     ("party-id-out-of-range", party_set(4, "party_id", 7), "party_id", "1..n"),

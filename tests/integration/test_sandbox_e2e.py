@@ -4,8 +4,14 @@
 2. The deploy of all 4 parties through ansible-runner with a private data directory, the way
    AWX runs a job template (project, inventory, env/envvars).
 3. A second deploy with ansible-playbook: every party reports changed=0.
-4. check_network.yml: the per-party table, every party Optimal, PRSS present in each vault.
-5. `tools/sandbox down` stops every process it started.
+4. check_network.yml: the per-party table (each line from that party's own node), every party
+   Optimal, PRSS present in each vault. Every client-port call any node received came from its
+   own party's cluster (the port-forward's source address 127.0.1.<party>): no controller
+   dialled a node, and no party another party's node.
+5. From the AWS stand-in, with each party's own credentials: each party's resources are in its
+   own account and region, each provider's endpoint service lists its consumers' regions, and
+   each endpoint to a peer in another region names that region.
+6. `tools/sandbox down` stops every process it started.
 """
 import json
 import os
@@ -13,9 +19,12 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 
 import boto3
+import botocore.session
 import pytest
+import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
@@ -45,7 +54,16 @@ def sandbox(tmp_path_factory):
         if line.startswith("export "):
             key, value = line[len("export "):].split("=", 1)
             env[key] = value
-    yield env, state
+        elif line.startswith("unset "):
+            for key in line.split()[1:]:
+                env.pop(key, None)
+    # inventories/sandbox with the public vault URLs on this test's AWS port (peers read CAs there)
+    inventory = state / "inventory"
+    shutil.copytree(INVENTORY, inventory)
+    network_yml = inventory / "group_vars" / "all" / "network.yml"
+    network_yml.write_text(re.sub(r"https://127\.0\.0\.1:\d+/", "https://127.0.0.1:%s/" % env["SANDBOX_AWS_PORT"],
+                                  network_yml.read_text()))
+    yield env, state, str(inventory)
     down = subprocess.run([sys.executable, "tools/sandbox", "down"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert down.returncode == 0, down.stdout + down.stderr
@@ -57,14 +75,14 @@ def sandbox(tmp_path_factory):
 
 
 def test_sandbox_network_end_to_end(sandbox, tmp_path):
-    env, state = sandbox
+    env, state, inventory = sandbox
     import ansible_runner
 
     # --- 2. the AWX way: ansible-runner with a private data directory --------------------
     pdd = tmp_path / "runner"
     (pdd / "env").mkdir(parents=True)
     os.symlink(ROOT, pdd / "project")
-    shutil.copytree(INVENTORY, pdd / "inventory")
+    shutil.copytree(inventory, pdd / "inventory")
     passed = {k: env[k] for k in env if k.startswith(("SANDBOX_", "AWS_", "ANSIBLE_CONFIG"))}
     (pdd / "env" / "envvars").write_text(json.dumps(passed))
     result = ansible_runner.run(private_data_dir=str(pdd), playbook="playbooks/deploy_party.yml",
@@ -78,7 +96,7 @@ def test_sandbox_network_end_to_end(sandbox, tmp_path):
     assert all(stats["changed"].get(h, 0) > 0 for h in stats["ok"]), "the first deploy created nothing?"
 
     # --- 3. second deploy: nothing to change ---------------------------------------------
-    again = subprocess.run([os.path.join(BIN, "ansible-playbook"), "playbooks/deploy_party.yml", "-i", INVENTORY],
+    again = subprocess.run([os.path.join(BIN, "ansible-playbook"), "playbooks/deploy_party.yml", "-i", inventory],
                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     assert again.returncode == 0, again.stdout[-6000:] + again.stderr[-2000:]
     rows = recap(again.stdout)
@@ -86,15 +104,77 @@ def test_sandbox_network_end_to_end(sandbox, tmp_path):
     assert {h: r["changed"] for h, r in rows.items()} == {h: 0 for h in rows}, again.stdout[-6000:]
 
     # --- 4. the network is healthy and PRSS is in every private vault ---------------------
-    check = subprocess.run([os.path.join(BIN, "ansible-playbook"), "playbooks/check_network.yml", "-i", INVENTORY],
+    check = subprocess.run([os.path.join(BIN, "ansible-playbook"), "playbooks/check_network.yml", "-i", inventory],
                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert check.returncode == 0, check.stdout[-4000:]
     for party in range(1, 5):
-        assert re.search(r"party%d\s+127\.0\.0\.1:%d\s+Optimal\s+True\s+4/4" % (party, 50100 + party), check.stdout), \
-            check.stdout[-3000:]
-    s3 = boto3.client("s3", endpoint_url=env["SANDBOX_AWS_ENDPOINT"], region_name="eu-west-1",
-                      aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-                      verify=env.get("AWS_CA_BUNDLE"))
+        assert re.search(r"party%d\s+Optimal\s+4/4\s+-" % party, check.stdout), check.stdout[-3000:]
+    check_own_node_calls_only(state)
+    network = yaml.safe_load(open(os.path.join(inventory, "group_vars", "all", "network.yml")))["mpc_network"]
+    parties = {p["party_id"]: p for p in network["parties"]}
+    assert len({p["region"] for p in parties.values()}) >= 3, "the sandbox spans fewer than three regions"
     for party in range(1, 5):
+        s3 = party_client(env, party, "s3", parties[party]["region"])
         head = s3.head_object(Bucket="kms-sandbox-p%d-private" % party, Key="PRIV-p%d/EpochData/%s" % (party, EPOCH))
         assert head["ContentLength"] > 0
+
+    # --- 5. own accounts and regions; cross-region PrivateLink ----------------------------
+    check_accounts_and_privatelink(env, parties)
+
+
+def check_own_node_calls_only(state):
+    """Every client-port call of every node (PRSS, health) came from its own party's cluster."""
+    time.sleep(3)  # the kube process rewrites state/kube.json every 2 s
+    kube = json.loads((state / "state" / "kube.json").read_text())
+    for entry in kube["parties"]:
+        party = entry["party"]
+        calls = [call for node in entry["nodes"] for call in node.get("calls", [])]
+        methods = {call["method"].rsplit("/", 1)[-1] for call in calls}
+        assert {"GetHealthStatus", "NewMpcEpoch", "GetEpochResult"} <= methods, (party, methods)
+        sources = {call["peer"].split(":")[1] for call in calls}
+        assert sources == {"127.0.1.%d" % party}, (party, sorted(sources))
+
+
+def party_client(env, party, service, region):
+    """A client with party ``party``'s own credentials (profile party<N> that tools/sandbox wrote)."""
+    core = botocore.session.Session()
+    core.set_config_variable("credentials_file", env["AWS_SHARED_CREDENTIALS_FILE"])
+    core.set_config_variable("config_file", env["AWS_CONFIG_FILE"])
+    session = boto3.session.Session(botocore_session=core, profile_name="party%d" % party)
+    return session.client(service, endpoint_url=env["SANDBOX_AWS_ENDPOINT"], region_name=region,
+                          verify=env.get("AWS_CA_BUNDLE"))
+
+
+def check_accounts_and_privatelink(env, parties):
+    services = {}
+    for pid, party in parties.items():
+        region, account = party["region"], party["aws_account_id"]
+        assert party_client(env, pid, "sts", region).get_caller_identity()["Account"] == account
+        # its own resources, in its own account and region
+        eks = party_client(env, pid, "eks", region)
+        assert "kms-sandbox-p%d" % pid in eks.list_clusters()["clusters"], (pid, account, region)
+        assert eks.describe_cluster(name="kms-sandbox-p%d" % pid)["cluster"]["arn"].split(":")[3:5] == [region, account]
+        buckets = {b["Name"] for b in party_client(env, pid, "s3", region).list_buckets()["Buckets"]}
+        assert {"kms-sandbox-p%d-private" % pid, "kms-sandbox-p%d-public" % pid} <= buckets
+        assert not {b for b in buckets if not b.startswith("kms-sandbox-p%d-" % pid)}, (pid, buckets)
+        ec2 = party_client(env, pid, "ec2", region)
+        configs = ec2.describe_vpc_endpoint_service_configurations()["ServiceConfigurations"]
+        assert len(configs) == 1, (pid, [c["ServiceName"] for c in configs])
+        services[pid] = configs[0]
+        assert configs[0]["ServiceName"].startswith("com.amazonaws.vpce.%s.vpce-svc-" % region)
+        # the provider lists every consumer's region that differs from its own
+        consumer_regions = {p["region"] for q, p in parties.items() if q != pid} - {region}
+        assert {r["Region"] for r in configs[0].get("SupportedRegions") or []} - {region} == consumer_regions, pid
+        permissions = ec2.describe_vpc_endpoint_service_permissions(ServiceId=configs[0]["ServiceId"])
+        assert sorted(p["Principal"] for p in permissions["AllowedPrincipals"]) == sorted(
+            "arn:aws:iam::%s:root" % p["aws_account_id"] for q, p in parties.items() if q != pid)
+    for pid, party in parties.items():
+        ec2 = party_client(env, pid, "ec2", party["region"])
+        endpoints = [e for e in ec2.describe_vpc_endpoints()["VpcEndpoints"] if e["State"].lower() == "available"]
+        by_peer = {int(t["Value"]): e for e in endpoints for t in e.get("Tags", [])
+                   if t["Key"] == "threshold_kms/peer-party-id"}
+        assert sorted(by_peer) == sorted(q for q in parties if q != pid), (pid, sorted(by_peer))
+        for peer, endpoint in by_peer.items():
+            assert endpoint["ServiceName"] == services[peer]["ServiceName"], (pid, peer)
+            # a peer in another region is named as the endpoint's service region
+            assert endpoint.get("ServiceRegion", party["region"]) == parties[peer]["region"], (pid, peer, endpoint)

@@ -76,14 +76,14 @@ def test_it_refuses_to_roll_a_node_the_others_cannot_do_without(sandbox):
     assert "upgrade_require_quorum: rolling party 1 would leave 0 of the other 3 parties answering, fewer than the 3" in out
     assert "unreachable party2, party3, party4" in out
     assert trusted_pcr0(sandbox) == [OLD_PCR0]
-    assert image(sandbox) == "ghcr.io/zama-ai/kms/core-service:v0.15.0"
+    assert image(sandbox) == "ghcr.io/zama-ai/kms/core-service:v0.14.1-0"
 
 
 def test_step_trust_puts_both_pcr0_in_the_key_policy_and_keeps_the_image(sandbox):
     rc, out, TIMINGS["trust"] = upgrade(sandbox, *ONE_PARTY, "--tags", "upgrade_trust")
     assert rc == 0, out[-6000:]
     assert trusted_pcr0(sandbox) == [OLD_PCR0, NEW["pcr0"]]
-    assert image(sandbox) == "ghcr.io/zama-ai/kms/core-service:v0.15.0"
+    assert image(sandbox) == "ghcr.io/zama-ai/kms/core-service:v0.14.1-0"
 
 
 def test_step_roll_changes_the_image_with_both_pcr0_still_trusted(sandbox):

@@ -25,14 +25,31 @@ them, whereas RDS reports the gp3 baseline (3000 IOPS, 125 MiB/s below 400 GiB);
 amazon.aws.rds_instance reads both for gp3 and fails with KeyError. The extension fills in
 the baseline when the instance is created.
 
+moto 5.2.5 keeps VPC endpoint services per account and region and shows a caller only those of
+its own account and region: DescribeVpcEndpointServices ignores ServiceRegions and the allowed
+principals, and CreateVpcEndpoint has no ServiceRegion and accepts any service name. The
+extension gives both calls AWS's cross-account, cross-region PrivateLink view: a service is
+visible to an account that owns it or that its allowed principals name (that account's root,
+a user or role of it, or "*"); from another region only when ServiceRegions (describe) or
+ServiceRegion (create) names the service's region and the service lists the caller's region
+among its SupportedRegions. CreateVpcEndpoint to a vpce-svc service name the caller cannot
+see that way fails with InvalidServiceName, as on AWS; the endpoint keeps and returns its
+ServiceRegion.
+
+EKS cluster access (access entries, authentication mode), endpoint access, logging, secrets
+encryption and add-ons, which moto 5.2.5 lacks or answers unlike EKS: tests/support/aws_standin_eks.py.
+
 Nothing in boto3 or in the clients is patched; the changes live in the server process.
 """
 import hashlib
 import json
+import re
 import sys
 
 from moto.iam.access_control import IAMPolicy, PermissionResult
 from moto.s3.models import FakeBucket
+
+from tests.support.aws_standin_eks import extend_eks
 
 INSECURE_ONLY = {"Bool": {"aws:SecureTransport": "false"}}
 
@@ -94,6 +111,94 @@ def _gp3_baseline(init):
     return __init__
 
 
+# ------------------------------------------------------ cross-region PrivateLink --
+ENDPOINT_SERVICE_NAME = re.compile(r"^com\.amazonaws\.vpce\.([a-z0-9-]+)\.(vpce-svc-[0-9a-f]+)$")
+
+
+def _allows_account(config, account_id):
+    """The service's owner, or an account its allowed principals name (root, user, role, "*")."""
+    if config.ec2_backend.account_id == account_id:
+        return True
+    for principal in config.principals:
+        if principal == "*" or principal.split(":")[4:5] == [account_id]:
+            return True
+    return False
+
+
+def visible_services(account_id, caller_region, service_region):
+    """Endpoint service configurations in ``service_region`` that a caller of ``account_id`` in
+    ``caller_region`` may see and connect to."""
+    from moto.ec2.models import ec2_backends
+
+    found = []
+    for regional in list(ec2_backends.values()):
+        if service_region not in regional.keys():
+            continue  # never create a backend just to look into it
+        backend = dict.__getitem__(regional, service_region)
+        for config in list(backend.configurations.values()):
+            if not _allows_account(config, account_id):
+                continue
+            if service_region != caller_region and caller_region not in config._supported_region_names:
+                continue
+            found.append(config)
+    return found
+
+
+def _service_detail(config, service_region):
+    detail = config.to_dict()
+    detail["ServiceRegion"] = service_region
+    return detail
+
+
+def describe_vpc_endpoint_services(self):
+    """DescribeVpcEndpointServices with ServiceRegions and other accounts' services."""
+    from moto.core.responses import ActionResult
+    from moto.ec2.exceptions import InvalidServiceName
+
+    names = self._get_param("ServiceNames", [])
+    filters = self._get_param("Filters", [])
+    regions = self._get_param("ServiceRegions", []) or [self.region]
+    account_id = self.ec2_backend.account_id
+    services = []
+    if self.region in regions:
+        services += self.ec2_backend._collect_default_endpoint_services(account_id, self.region)
+    for region in regions:
+        services += [_service_detail(c, region) for c in visible_services(account_id, self.region, region)]
+    known = {s["ServiceName"] for s in services}
+    for name in names:
+        if name not in known:
+            raise InvalidServiceName(name)
+    chosen = sorted(self.ec2_backend._filter_endpoint_services(names, filters, services),
+                    key=lambda s: s["ServiceName"])
+    return ActionResult({"ServiceNames": [s["ServiceName"] for s in chosen], "ServiceDetails": chosen})
+
+
+def _create_vpc_endpoint(original):
+    def create_vpc_endpoint(self):
+        from moto.ec2.exceptions import InvalidServiceName
+
+        service_name = self._get_param("ServiceName") or ""
+        service_region = self._get_param("ServiceRegion") or self.region
+        match = ENDPOINT_SERVICE_NAME.match(service_name)
+        if match:
+            names = {c.service_name for c in visible_services(self.ec2_backend.account_id, self.region, service_region)}
+            if service_name not in names:
+                raise InvalidServiceName(service_name)
+        result = original(self)
+        result.result["VpcEndpoint"].service_region = service_region
+        return result
+    return create_vpc_endpoint
+
+
+def _extend_privatelink():
+    from moto.ec2.models.vpcs import VPCEndPoint
+    from moto.ec2.responses.vpcs import VPCs
+
+    VPCEndPoint.service_region = None  # endpoints made before the extension was applied
+    VPCs.create_vpc_endpoint = _create_vpc_endpoint(VPCs.create_vpc_endpoint)
+    VPCs.describe_vpc_endpoint_services = describe_vpc_endpoint_services
+
+
 def extend(secure):
     """Apply every extension to moto in this process (the server's: call before serving).
 
@@ -109,6 +214,8 @@ def extend(secure):
     Cluster.__init__ = _unique_issuer(Cluster.__init__)
     _kms_key_by_any_id(KmsBackend)
     DBInstance.__init__ = _gp3_baseline(DBInstance.__init__)
+    _extend_privatelink()
+    extend_eks()  # cluster access, endpoint access, logging, encryption, add-ons
     Cluster._standin_extended = True
 
 

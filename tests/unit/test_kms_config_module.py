@@ -85,7 +85,51 @@ def test_mock_enclave_refused_on_mainnet_only():
     text = "mock_enclave = true\n" + VALID
     assert run_module({"content": text, "environment": "testnet"})[0] == 0
     rc, result = run_module({"content": text, "environment": "mainnet"})
-    assert rc == 2 and result["errors"] == ["mock_enclave: must never be true on mainnet (it exists for tests only)"]
+    assert rc == 2 and result["errors"] == ["mock_enclave: must never be true on mainnet (it exists for tests only) (policy)"]
+    # the server's own verdict: it starts
+    assert run_module({"content": text, "environment": "mainnet", "policy": False})[0] == 0
+
+
+def test_warnings_are_returned_and_shown():
+    text = VALID.replace("my_id = 1\n", "my_id = 9\n") + "\n[telemetry.batch]\nexport_timeout_ms = 5000\n"
+    rc, result = run_module({"content": text})
+    assert rc == 0, result
+    assert result["warnings_found"] == [
+        "threshold.my_id: greater than the number of peers n = 4 (the server only warns)",
+        "telemetry.batch.export_timeout_ms: unknown key; the server ignores it in [telemetry.batch]"]
+    assert result["warnings"] == result["warnings_found"]  # module.warn: shown by Ansible
+
+
+KEYGEN = """
+[keygen]
+
+[aws]
+region = "eu-west-1"
+
+[public_vault.storage.s3]
+bucket = "kms-p1-public"
+prefix = "PUB-p1"
+
+[private_vault.storage.s3]
+bucket = "kms-p1-private"
+prefix = "PRIV-p1"
+
+[threshold]
+my_id = 1
+tls_subject = "p1"
+"""
+
+
+def test_keygen_kind():
+    rc, result = run_module({"content": KEYGEN, "kind": "keygen"})
+    assert rc == 0, result
+    assert result["summary"]["kind"] == "keygen" and result["summary"]["my_id"] == 1
+    # a key-generation file is no server configuration, and the other way round
+    rc, result = run_module({"content": KEYGEN})
+    assert rc == 2 and "service: required key is missing" in result["errors"]
+    assert "The KMS server configuration (content) breaks" in result["msg"]
+    rc, result = run_module({"content": VALID, "kind": "keygen"})
+    assert rc == 2 and "keygen: required key is missing" in result["errors"]
 
 
 def test_unreadable_file(tmp_path):

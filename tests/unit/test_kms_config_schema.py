@@ -5,6 +5,7 @@ inventories/sandbox (render_party.yml, no network); each negative test breaks on
 KMS server (or the collection's policy) enforces and expects a message naming the key path.
 """
 import copy
+import os
 
 import pytest
 
@@ -27,7 +28,12 @@ def rendered(tmp_path_factory):
 
 @pytest.fixture
 def doc(rendered):
-    return schema.parse_toml(rendered)
+    """The rendered document without TLS (the tests below add TLS where they need it)."""
+    doc = schema.parse_toml(rendered)
+    doc["threshold"].pop("tls", None)
+    for peer in doc["threshold"]["peers"]:
+        peer.pop("tls_cert", None)
+    return doc
 
 
 def errors_of(doc, **kwargs):
@@ -58,6 +64,7 @@ def test_rendered_sandbox_config_passes(rendered, doc):
     ("internal_config", "tokio_worker_threads"),
 ])
 def test_stray_key_is_rejected_naming_its_path(doc, section, key):
+    doc.setdefault(section, {"num_tokio_threads": 10, "num_rayon_threads": 40})
     doc[section][key] = "x"
     assert_one_error(doc, "%s.%s" % (section, key), "unknown key", "server rejects it")
 
@@ -132,9 +139,10 @@ def test_bad_prefix(doc, vault, prefix, fragment):
     assert_one_error(doc, "%s.storage.s3.prefix" % vault, fragment)
 
 
-def test_missing_prefix_is_refused_by_policy(doc):
+def test_missing_prefix_is_refused_by_policy_only(doc):
     del doc["public_vault"]["storage"]["s3"]["prefix"]
-    assert_one_error(doc, "public_vault.storage.s3.prefix", "required (policy)", "falls back to 'PUB'")
+    assert_one_error(doc, "public_vault.storage.s3.prefix", "required:", "falls back to 'PUB'", "(policy)")
+    assert errors_of(doc, policy=False) == []  # the server itself accepts it
 
 
 def test_two_vaults_on_the_same_bucket_and_prefix(doc):
@@ -159,13 +167,22 @@ def test_party_ids_and_my_id(doc):
     errors = errors_of(doc)
     assert any(e.startswith("threshold.peers[3].party_id: party ids must be unique (also used by threshold.peers[1])")
                for e in errors)
+    # my_id 4 is no peer's id now: a policy rule without TLS (the sandbox renders none)
+    doc["threshold"]["my_id"] = 4
+    assert_one_error(doc, "threshold.my_id", "party_id of one of the peers (got 4; peers: 1, 2, 2, 3)", "(policy)")
+    assert errors_of(doc, policy=False) == []
     peers[3]["party_id"] = 7
     assert_one_error(doc, "threshold.peers[3].party_id", "1..n = 1..4 (got 7)")
     peers[3]["party_id"] = 4
-    doc["threshold"]["my_id"] = 5
-    assert_one_error(doc, "threshold.my_id", "party_id of one of the peers (got 5; peers: 1, 2, 3, 4)")
+    doc["threshold"]["my_id"] = 5  # above n: the server only warns
+    errors, warnings = schema.check(doc)
+    assert errors == []
+    assert warnings == ["threshold.my_id: greater than the number of peers n = 4 (the server only warns)"]
+    doc["threshold"]["my_id"] = "2"  # a string holding a number
+    assert errors_of(doc) == []
     del doc["threshold"]["my_id"]
-    assert_one_error(doc, "threshold.my_id", "required when threshold.peers is set")
+    assert_one_error(doc, "threshold.my_id", "required when threshold.peers is set", "(policy)")
+    assert errors_of(doc, policy=False) == []
 
 
 def test_ports(doc):
@@ -180,7 +197,7 @@ def test_ports(doc):
 def test_types_and_ranges(doc):
     doc["service"]["timeout_secs"] = 0
     doc["service"]["grpc_max_message_size"] = 2 ** 31
-    doc["threshold"]["num_sessions_preproc"] = 1
+    doc["threshold"]["num_sessions_preproc"] = 70000
     doc["threshold"]["min_dec_cache"] = doc["threshold"]["dec_capacity"] + 1
     doc["telemetry"]["enable_sys_metrics"] = "yes"
     doc["telemetry"]["metrics_bind_address"] = "9646"
@@ -222,12 +239,15 @@ def test_tls_auto_trusted_releases(doc):
     assert_one_error(doc, "threshold.tls", "exactly one of manual, auto")
 
 
-def test_rate_limiter_is_all_or_nothing(doc):
+def test_rate_limiter_needs_every_key_at_least_1_and_ignores_unknown_ones(doc):
     del doc["rate_limiter_conf"]["new_epoch"]
-    assert_one_error(doc, "rate_limiter_conf", "all-or-nothing")
     assert_one_error(doc, "rate_limiter_conf.new_epoch", "required key is missing")
-    doc["rate_limiter_conf"]["dec"] = 1  # pre-0.15 name
-    assert_one_error(doc, "rate_limiter_conf.dec", "unknown key")
+    doc["rate_limiter_conf"]["new_epoch"] = 0
+    assert_one_error(doc, "rate_limiter_conf.new_epoch", "at least 1 (got 0)")
+    doc["rate_limiter_conf"]["new_epoch"] = 25
+    doc["rate_limiter_conf"]["dec"] = 1  # the server ignores keys it does not know here
+    errors, warnings = schema.check(doc)
+    assert errors == [] and warnings == ["rate_limiter_conf.dec: unknown key; the server ignores it in [rate_limiter_conf]"]
     del doc["rate_limiter_conf"]
     assert errors_of(doc) == []
 
@@ -249,17 +269,79 @@ def test_mock_enclave_never_on_mainnet(doc):
     assert errors_of(doc, environment="mainnet") == []
 
 
-def test_core_to_core_net(doc):
-    doc["threshold"]["core_to_core_net"] = {"message_limit": 70, "multiplier": 2.0, "max_interval": 60,
-                                            "network_timeout": 20, "network_timeout_bk": 300,
-                                            "network_timeout_bk_sns": 1200, "max_en_decode_message_size": 2147483648,
-                                            "session_update_interval_secs": 60}
+def test_core_to_core_net_keys_are_each_optional_with_minima(doc):
+    net = doc["threshold"]["core_to_core_net"] = {"max_future_rounds": 8, "max_buffered_future_msgs": 256}
     assert errors_of(doc) == []
-    del doc["threshold"]["core_to_core_net"]["network_timeout"]
-    doc["threshold"]["core_to_core_net"]["timeout"] = 1
+    net.update(message_limit=0, max_en_decode_message_size=1023, multiplier=0.9, timeout=1)
     errors = errors_of(doc)
-    assert any(e.startswith("threshold.core_to_core_net.network_timeout: required") for e in errors)
-    assert any(e.startswith("threshold.core_to_core_net.timeout: unknown key") for e in errors)
+    assert sorted(e.split(":")[0] for e in errors) == [
+        "threshold.core_to_core_net.max_en_decode_message_size", "threshold.core_to_core_net.message_limit",
+        "threshold.core_to_core_net.multiplier", "threshold.core_to_core_net.timeout"]
+    assert "threshold.core_to_core_net.max_en_decode_message_size: must be at least 1024 (got 1023)" in errors
+
+
+def test_removed_key_is_named_as_removed(doc):
+    doc["private_vault"]["storage_cache_size"] = 1000
+    assert_one_error(doc, "private_vault.storage_cache_size", "removed after release 0.13")
+
+
+def test_backup_vault_without_keychain_next_to_an_encrypted_private_vault(doc):
+    key = {"aws_kms": {"root_key_id": "alias/k", "root_key_spec": "symm"}}
+    doc["backup_vault"] = {"storage": {"s3": {"bucket": "kms-sandbox-p2-backup", "prefix": "BACKUP-p2"}}}
+    errors, warnings = schema.check(doc)
+    assert errors == [] and warnings == ["backup_vault.keychain: absent: the server writes backups in plaintext"]
+    doc["private_vault"]["keychain"] = key
+    assert_one_error(doc, "backup_vault.keychain", "plaintext", "keychain.aws_kms", "secret_sharing", "(policy)")
+    assert errors_of(doc, policy=False) == []  # the server itself would start, and write plaintext
+    doc["backup_vault"]["keychain"] = {"secret_sharing": {}}
+    assert errors_of(doc) == []
+    doc["backup_vault"]["keychain"] = {"aws_kms": {"root_key_id": "alias/b", "root_key_spec": "asymm"}}
+    assert errors_of(doc) == []
+
+
+@pytest.mark.parametrize("arn, ok", [
+    ("arn:aws:iam::100000000001:role/kms-p1", True),
+    ("arn:aws-cn:iam::100000000001:role/kms-p1", True),
+    ("arn:aws-us-gov:iam::100000000001:role/path/kms-p1", True),
+    ("arn:aws:iam::100000000001:user/kms-p1", False),
+    ("arn:aws:iam::1000:role/kms-p1", False),
+])
+def test_role_arn_of_any_partition(doc, arn, ok):
+    doc["aws"]["role_arn"] = arn
+    errors = errors_of(doc)
+    assert (errors == []) is ok, errors
+    if not ok:
+        assert errors[0].startswith("aws.role_arn: must be an IAM role ARN")
+
+
+def test_enclave_bootstrap_and_migration_are_known(doc):
+    doc["enclave_bootstrap"] = {"web_identity_token_port": 4100}
+    doc["migration"] = {"context_associations": [{"context_id": "07" + "0" * 61 + "1",
+                                                  "epoch_ids": ["0x08" + "0" * 61 + "1"]}]}
+    assert errors_of(doc) == []
+    doc["migration"]["context_associations"].append({"context_id": "07" + "0" * 61 + "2",
+                                                     "epoch_ids": ["08" + "0" * 61 + "1"]})
+    assert_one_error(doc, "migration.context_associations[1].epoch_ids[0]", "one context only", "(policy)")
+
+
+def test_keygen_document_is_checked_as_such(doc):
+    keygen = {"keygen": {}, "aws": doc["aws"], "public_vault": doc["public_vault"], "private_vault": doc["private_vault"],
+              "threshold": {"my_id": 2, "tls_subject": "party2.sandbox.kms.local"}}
+    assert schema.check_config(keygen, kind="keygen") == []
+    # the server document is not a key-generation document, and the other way round
+    errors = schema.check_config(doc, kind="keygen")
+    assert "keygen: required key is missing" in errors
+    assert any(e.startswith("service: unknown key") for e in errors)
+    assert any(e.startswith("keygen: unknown key") for e in schema.check_config(dict(doc, keygen={})))
+    keygen["keygen"]["deterministic"] = True
+    assert_one_error(keygen, "keygen.deterministic", "fixed test keys", "(policy)", kind="keygen")
+    del keygen["keygen"]["deterministic"]
+    del keygen["threshold"]["my_id"]
+    assert_one_error(keygen, "threshold.my_id", "required when generating threshold signing keys", kind="keygen")
+
+
+def test_kind_must_be_known(doc):
+    assert errors_of(doc, kind="client") == ["kind: must be one of server, keygen (got 'client')"]
 
 
 def test_every_problem_is_reported_at_once(rendered):
@@ -278,3 +360,50 @@ def test_toml_syntax_error_is_reported():
 
 def test_environment_must_be_known(doc):
     assert errors_of(doc, environment="prod") == ["environment: must be one of testnet, mainnet (got 'prod')"]
+
+
+# --- the corpus: configurations written from the facts, each with the server's verdict ---------
+CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "server_configs")
+
+
+def load_case(name):
+    """Header comments `# verdict:`, `# refuses:`, `# warns:`, `# policy-refuses:`, `# kind:`."""
+    with open(os.path.join(CORPUS, name), encoding="utf-8") as handle:
+        text = handle.read()
+    header = {}
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        key, _, value = line[1:].partition(":")
+        header[key.strip()] = value.strip()
+    paths = {k: sorted(p.strip() for p in header.get(k, "").split(",") if p.strip())
+             for k in ("refuses", "warns", "policy-refuses")}
+    return text, header, paths
+
+
+CASES = sorted(n for n in os.listdir(CORPUS) if n.endswith(".toml"))
+
+
+def test_the_corpus_covers_both_verdicts_and_both_kinds():
+    headers = [load_case(n)[1] for n in CASES]
+    assert {h["verdict"] for h in headers} == {"accept", "refuse"}
+    assert {h.get("kind", "server") for h in headers} == {"server", "keygen"}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_corpus_verdict_is_the_servers(name):
+    text, header, paths = load_case(name)
+    kind = header.get("kind", "server")
+    doc = schema.parse_toml(text)
+    errors, warnings = schema.check(doc, kind=kind, policy=False, require_threshold=False)
+    refused = sorted({e.split(":")[0] for e in errors})
+    if header["verdict"] == "accept":
+        assert errors == []
+    else:
+        assert header["verdict"] == "refuse" and paths["refuses"], "a refusal names its paths"
+        assert refused == paths["refuses"], errors
+    warned = {w.split(":")[0] for w in warnings}
+    assert set(paths["warns"]) <= warned, warnings
+    if paths["policy-refuses"]:
+        with_policy = schema.check(doc, kind=kind, policy=True, require_threshold=False)[0]
+        assert set(paths["policy-refuses"]) <= {e.split(":")[0] for e in with_policy}, with_policy

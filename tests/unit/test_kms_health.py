@@ -335,3 +335,86 @@ def test_module_rejects_bad_input_before_any_call():
     result = task_results(data, "health")
     assert result["failed"] and result["msg"].startswith("endpoints[0]: must be 'host:port'")
     assert "nodes" not in result
+
+
+# ----------------------------------------------------------------------------- own node, via port-forward
+
+KUBE = BASE + 125                          # party 1's Kubernetes API emulator on +126
+
+POD_PLAYBOOK = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: health
+      threshold_kms.mpc_party.kms_health:
+        kubeconfig: "{{ kubeconfig }}"
+        namespace: kms
+        pod: "{{ pod }}"
+        party_id: 1
+        timeout: 2
+        fail_below: "{{ fail_below }}"
+      ignore_errors: true
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster1(net13, tmp_path_factory):
+    """Party 1's cluster: pod kms/kms-core-0 port 50100 is party 1's node, reached from 127.0.1.1."""
+    from tests.support.kube_emulator import run_emulators
+
+    with run_emulators(1, base_port=KUBE, controller=False) as kube:
+        emulator = kube.emulator(1)
+        emulator.create_object("v1/namespaces", None, {"metadata": {"name": "kms"}})
+        emulator.source_address = "127.0.1.1"
+
+        def target(namespace, pod, port):
+            if (namespace, pod) != ("kms", "kms-core-0"):
+                raise KeyError('pods "%s" not found' % pod)
+            return "127.0.0.1", CLIENT + 1
+
+        emulator.port_forward_target = target
+        kube.path = kube.write_kubeconfig(1, tmp_path_factory.mktemp("kube") / "p1.yaml")
+        yield kube
+
+
+def test_own_node_through_port_forward_judges_from_its_peer_list(full13, cluster1):
+    since = time.time()
+    rc, data, out = run_playbook(POD_PLAYBOOK, {"kubeconfig": str(cluster1.path), "pod": "kms-core-0",
+                                                "fail_below": "Optimal"})
+    result = task_results(data, "health")
+    assert rc == 0 and not result.get("failed"), out
+    node = result["nodes"][0]
+    assert (node["party_id"], node["endpoint"], node["status"]) == (1, "kms/kms-core-0:50100", "Optimal")
+    assert node["via"].startswith("pod kms/kms-core-0 port 50100 (port-forward via http://127.0.0.1:%d" % (KUBE + 1))
+    assert node["contexts"][0]["reachable_peers"] == list(range(2, 14))
+    assert result["network"]["n"] == 13 and result["network"]["status"] == "Optimal"
+
+    full13.stop([13])
+    rc, data, out = run_playbook(POD_PLAYBOOK, {"kubeconfig": str(cluster1.path), "pod": "kms-core-0",
+                                                "fail_below": "Optimal"})
+    result = task_results(data, "health")
+    assert result["failed"], out
+    assert result["msg"].startswith("1 of 1 KMS nodes below Optimal (overall Healthy):\n- party 1 "
+                                    "(kms/kms-core-0:50100): Healthy - 12 of 13 nodes reachable"), result["msg"]
+    assert "unreachable peers: 13 (" in result["msg"]
+    # every call reached party 1's node through its own cluster's port-forward
+    recent = [call for call in full13.node(1).calls() if call["at"] >= since]
+    assert recent and {call["peer"].split(":")[1] for call in recent} == {"127.0.1.1"}, recent
+
+
+def test_own_node_port_forward_to_a_missing_pod_is_unhealthy_with_the_api_answer(cluster1):
+    rc, data, out = run_playbook(POD_PLAYBOOK, {"kubeconfig": str(cluster1.path), "pod": "kms-core-9",
+                                                "fail_below": "Healthy"})
+    result = task_results(data, "health")
+    node = result["nodes"][0]
+    assert result["failed"] and node["status"] == "Unhealthy" and node["error_kind"] == "port_forward", out
+    assert node["error"] == ('cannot port-forward to pod kms/kms-core-9 port 50100 (port-forward via '
+                             'http://127.0.0.1:%d): 404 Not Found: pods "kms-core-9" not found' % (KUBE + 1)), node
+
+
+def test_own_node_options_are_checked_before_any_call(cluster1):
+    rc, data, out = run_playbook(POD_PLAYBOOK, {"kubeconfig": str(cluster1.path), "pod": "Kms_Core",
+                                                "fail_below": "Healthy"})
+    result = task_results(data, "health")
+    assert result["failed"] and result["msg"].startswith("pod: must be a pod name such as kms-core-0"), out
+    assert "nodes" not in result

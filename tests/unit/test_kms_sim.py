@@ -13,11 +13,10 @@ import grpc
 import pytest
 
 from tests.support.kms_sim import network as net
+from tests.support.kms_sim import proto as P
 from tests.support.kms_sim.config import ConfigError
 from tests.support.kms_sim.node import SimNode
-from tests.support.kms_sim.testing import AWS_ENV, MotoProcess, SimNetwork, port_block, wait_port
-
-from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import kms_proto as P
+from tests.support.kms_sim.testing import AWS_ENV, MotoProcess, SimNetwork, node_with_keys, port_block, wait_port
 
 BASE = port_block()
 MOTO_PORT = BASE + 1
@@ -26,17 +25,18 @@ PEER_B, CLIENT_B = BASE + 30, BASE + 40      # a second network for the S3 tests
 CLI_PEER, CLI_CLIENT = BASE + 180, BASE + 190
 
 
+STATUS = {v: k for k, v in P.HEALTH_STATUS.items()}
+
+
 def rpc(port, method, request, timeout=3.0):
     channel = grpc.insecure_channel("127.0.0.1:%d" % port)
     try:
-        stub = channel.unary_unary(method, request_serializer=P.serializer(method),
-                                   response_deserializer=P.deserializer(method))
-        return stub(request, timeout=timeout)
+        return P.call(channel, method, request, timeout=timeout)
     finally:
         channel.close()
 
 
-def epoch_request(epoch_id=P.DEFAULT_EPOCH_ID, context_id=P.DEFAULT_CONTEXT_ID):
+def epoch_request(epoch_id=P.INIT_EPOCH_ID, context_id=P.INIT_CONTEXT_ID):
     req = P.messages.NewMpcEpochRequest(signing_schemes=[0])
     req.context_id.request_id = context_id
     req.epoch_id.request_id = epoch_id
@@ -44,7 +44,7 @@ def epoch_request(epoch_id=P.DEFAULT_EPOCH_ID, context_id=P.DEFAULT_CONTEXT_ID):
 
 
 def health(port):
-    return rpc(port, P.METHOD_GET_HEALTH_STATUS, P.messages.Empty())
+    return rpc(port, P.GET_HEALTH_STATUS, P.messages.Empty())
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -91,16 +91,18 @@ def test_config_breaking_the_server_rules_is_refused_with_the_field():
 def test_my_id_may_come_from_the_environment_like_the_server():
     doc = net.threshold_config(net.make_network(4), 2, storage="ram")
     del doc["threshold"]["my_id"]
-    with pytest.raises(ConfigError) as err:
-        SimNode(doc)
-    assert "threshold.my_id" in str(err.value)
+    assert SimNode(doc).party_id is None   # a node without a context: accepted
     node = SimNode(doc, env={"KMS_CORE__THRESHOLD__MY_ID": "3"})
     assert node.party_id == 3 and [p.party_id for p in node.cfg.peers] == [1, 2, 4]
+    doc["threshold"]["my_id"] = "${KMS_CORE__THRESHOLD__MY_ID}"   # as the chart renders it
+    assert SimNode(doc, env={"KMS_CORE__THRESHOLD__MY_ID": "4"}).party_id == 4
+    doc["threshold"]["my_id"] = "2"
+    assert SimNode(doc).party_id == 2
 
 
 def test_a_taken_port_fails_loudly(ram_network):
     ram_network.start([1])
-    clash = SimNode(ram_network.configs[1])
+    clash = node_with_keys(ram_network.configs[1])
     with pytest.raises(RuntimeError) as err:
         clash.start()
     assert "cannot bind" in str(err.value)
@@ -114,29 +116,30 @@ def test_health_status_counts_peers_that_really_answer(ram_network):
     ctx = resp.peers_from_all_contexts[0]
     assert resp.node_type == 2  # THRESHOLD
     assert (ctx.my_party_id, ctx.nodes_reachable, ctx.threshold_required) == (1, 4, 2)
-    assert P.HEALTH_STATUS_NAMES[ctx.status] == "Optimal"
+    assert STATUS[ctx.status] == "HEALTH_STATUS_OPTIMAL"
     assert [p.peer_id for p in ctx.peers] == [2, 3, 4] and all(p.reachable for p in ctx.peers)
-    assert ctx.context_id.request_id == P.DEFAULT_CONTEXT_ID
+    assert ctx.context_id.request_id == P.INIT_CONTEXT_ID
 
     ram_network.stop([4])
     ctx = health(CLIENT + 1).peers_from_all_contexts[0]
-    assert ctx.nodes_reachable == 3 and P.HEALTH_STATUS_NAMES[ctx.status] == "Healthy"
+    assert ctx.nodes_reachable == 3 and STATUS[ctx.status] == "HEALTH_STATUS_HEALTHY"
     down = [p for p in ctx.peers if p.peer_id == 4][0]
     assert not down.reachable and "Connection refused" in down.error
     assert down.endpoint == "127.0.0.1:%d" % (PEER + 4)
 
     ram_network.stop([3])
     ctx = health(CLIENT + 1).peers_from_all_contexts[0]
-    assert ctx.nodes_reachable == 2 and P.HEALTH_STATUS_NAMES[ctx.status] == "Unhealthy"
+    assert ctx.nodes_reachable == 2 and STATUS[ctx.status] == "HEALTH_STATUS_UNHEALTHY"
 
     ram_network.start([3, 4])  # a node is reachable again as soon as it serves
     assert health(CLIENT + 1).peers_from_all_contexts[0].nodes_reachable == 4
 
 
 def test_status_rule_matches_the_server_for_13_parties():
-    got = [P.status_for(13, r) for r in range(1, 14)]
-    assert got == ["Unhealthy"] * 5 + ["Degraded"] * 3 + ["Healthy"] * 4 + ["Optimal"]
-    assert [P.status_for(4, r) for r in range(1, 5)] == ["Unhealthy", "Unhealthy", "Healthy", "Optimal"]
+    got = [STATUS[P.health_status(13, r)][len("HEALTH_STATUS_"):] for r in range(1, 14)]
+    assert got == ["UNHEALTHY"] * 5 + ["DEGRADED"] * 3 + ["HEALTHY"] * 4 + ["OPTIMAL"]
+    got = [STATUS[P.health_status(4, r)][len("HEALTH_STATUS_"):] for r in range(1, 5)]
+    assert got == ["UNHEALTHY", "UNHEALTHY", "HEALTHY", "OPTIMAL"]
 
 
 def test_legacy_and_health_only_modes(ram_network):
@@ -145,33 +148,37 @@ def test_legacy_and_health_only_modes(ram_network):
     with pytest.raises(grpc.RpcError) as err:
         health(CLIENT + 2)
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    material = rpc(CLIENT + 2, P.METHOD_GET_KEY_MATERIAL, P.messages.Empty())
+    material = rpc(CLIENT + 2, P.GET_KEY_MATERIAL, P.messages.Empty())
     assert "party 2" in material.storage_info
     with pytest.raises(grpc.RpcError) as err:
-        rpc(CLIENT + 3, P.METHOD_GET_KEY_MATERIAL, P.messages.Empty())
+        rpc(CLIENT + 3, P.GET_KEY_MATERIAL, P.messages.Empty())
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    check = rpc(CLIENT + 3, P.METHOD_HEALTH_CHECK, P.messages.HealthCheckRequest(service=P.CORE_SERVICE))
+    check = rpc(CLIENT + 3, P.HEALTH_CHECK, P.messages.HealthCheckRequest(service=P.CORE_SERVICE))
     assert check.status == 1
-    peer = rpc(PEER + 3, P.METHOD_HEALTH_CHECK, P.messages.HealthCheckRequest(service=P.PEER_HEALTH_SERVICE_NAME))
+    peer = rpc(PEER + 3, P.HEALTH_CHECK, P.messages.HealthCheckRequest(service=P.PEER_SERVICE_NAME))
     assert peer.status == 1
     ram_network.node(3).set_serving(False)
-    check = rpc(CLIENT + 3, P.METHOD_HEALTH_CHECK, P.messages.HealthCheckRequest(service=P.CORE_SERVICE))
+    check = rpc(CLIENT + 3, P.HEALTH_CHECK, P.messages.HealthCheckRequest(service=P.CORE_SERVICE))
     assert check.status == 2  # NOT_SERVING
 
 
 # ----------------------------------------------------------------------------- epochs
 
-def _wait_result(port, epoch_id=P.DEFAULT_EPOCH_ID, timeout=10.0):
+def _wait_result(port, epoch_id=P.INIT_EPOCH_ID, timeout=10.0):
     deadline = time.monotonic() + timeout
     while True:
         try:
-            # The collection's client keeps GetEpochResult raw; decode the simulator's answer here.
-            return P.messages.EpochResultResponse.FromString(
-                rpc(port, P.METHOD_GET_EPOCH_RESULT, P.messages.RequestId(request_id=epoch_id)))
+            return rpc(port, P.GET_EPOCH_RESULT, P.messages.RequestId(request_id=epoch_id))
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def _code(port, method, request):
+    with pytest.raises(grpc.RpcError) as err:
+        rpc(port, method, request)
+    return err.value.code(), err.value.details()
 
 
 def test_epoch_completes_only_when_all_parties_were_asked(moto):
@@ -180,40 +187,40 @@ def test_epoch_completes_only_when_all_parties_were_asked(moto):
     s3 = moto.client()
     network.create_buckets(s3)
     network.start()
+    result = P.messages.RequestId(request_id=P.INIT_EPOCH_ID)
     try:
-        with pytest.raises(grpc.RpcError) as err:
-            rpc(CLIENT_B + 1, P.METHOD_GET_EPOCH_RESULT, P.messages.RequestId(request_id=P.DEFAULT_EPOCH_ID))
-        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        assert _code(CLIENT_B + 1, P.GET_EPOCH_RESULT, result)[0] == grpc.StatusCode.NOT_FOUND
 
         for pid in (1, 2, 3):
-            rpc(CLIENT_B + pid, P.METHOD_NEW_MPC_EPOCH, epoch_request())
+            rpc(CLIENT_B + pid, P.NEW_MPC_EPOCH, epoch_request())
         time.sleep(0.5)  # plenty of polling rounds: still waiting for party 4
-        with pytest.raises(grpc.RpcError) as err:
-            rpc(CLIENT_B + 1, P.METHOD_GET_EPOCH_RESULT, P.messages.RequestId(request_id=P.DEFAULT_EPOCH_ID))
-        assert err.value.code() == grpc.StatusCode.UNAVAILABLE and "[4]" in err.value.details()
-        listed = s3.list_objects_v2(Bucket="kms-simepoch-p1-private").get("Contents", [])
-        assert listed == []
+        code, details = _code(CLIENT_B + 1, P.GET_EPOCH_RESULT, result)
+        assert code == grpc.StatusCode.UNAVAILABLE and "[4]" in details
+        # A repeat while the epoch runs: ALREADY_EXISTS.
+        assert _code(CLIENT_B + 2, P.NEW_MPC_EPOCH, epoch_request())[0] == grpc.StatusCode.ALREADY_EXISTS
+        listed = [o["Key"] for o in s3.list_objects_v2(Bucket="kms-simepoch-p1-private").get("Contents", [])]
+        assert not [k for k in listed if "/EpochData/" in k or "/Context/" in k]
 
-        rpc(CLIENT_B + 4, P.METHOD_NEW_MPC_EPOCH, epoch_request())
+        rpc(CLIENT_B + 4, P.NEW_MPC_EPOCH, epoch_request())
         for pid in (1, 2, 3, 4):
-            assert _wait_result(CLIENT_B + pid).epoch_id.request_id == P.DEFAULT_EPOCH_ID
+            assert _wait_result(CLIENT_B + pid) == P.messages.EpochResultResponse()
             keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="kms-simepoch-p%d-private" % pid)["Contents"])
-            assert keys == ["PRIV-p%d/Context/%s" % (pid, P.DEFAULT_CONTEXT_ID),
-                            "PRIV-p%d/EpochData/%s" % (pid, P.DEFAULT_EPOCH_ID)]
+            assert "PRIV-p%d/Context/%s" % (pid, P.INIT_CONTEXT_ID) in keys
+            assert "PRIV-p%d/EpochData/%s" % (pid, P.INIT_EPOCH_ID) in keys
 
-        with pytest.raises(grpc.RpcError) as err:
-            rpc(CLIENT_B + 2, P.METHOD_NEW_MPC_EPOCH, epoch_request())
-        assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
-        assert [r["result"] for r in network.node(2).requests] == ["OK", "ALREADY_EXISTS"]
+        # A repeat once the epoch is done: INVALID_ARGUMENT, "Epoch ID ... already exists".
+        code, details = _code(CLIENT_B + 2, P.NEW_MPC_EPOCH, epoch_request())
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "already exists" in details
+        assert [r["result"] for r in network.node(2).requests] == ["OK", "ALREADY_EXISTS", "INVALID_ARGUMENT"]
 
-        # A restarted node reads EpochData from its vault: the epoch still exists.
+        # A restarted node has lost the result (memory) but its vault still holds EpochData.
         network.stop([3])
         network.start([3])
-        assert network.node(3).epochs()[P.DEFAULT_EPOCH_ID]["source"] == "vault"
-        with pytest.raises(grpc.RpcError) as err:
-            rpc(CLIENT_B + 3, P.METHOD_NEW_MPC_EPOCH, epoch_request())
-        assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
-        assert _wait_result(CLIENT_B + 3).epoch_id.request_id == P.DEFAULT_EPOCH_ID
+        assert network.node(3).epochs() == {}
+        code, details = _code(CLIENT_B + 3, P.GET_EPOCH_RESULT, result)
+        assert code == grpc.StatusCode.NOT_FOUND
+        code, details = _code(CLIENT_B + 3, P.NEW_MPC_EPOCH, epoch_request())
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and P.INIT_EPOCH_ID in details
     finally:
         network.stop()
 
@@ -221,21 +228,32 @@ def test_epoch_completes_only_when_all_parties_were_asked(moto):
 def test_bad_request_ids_are_invalid_arguments(ram_network):
     ram_network.start([1])
     with pytest.raises(grpc.RpcError) as err:
-        rpc(CLIENT + 1, P.METHOD_NEW_MPC_EPOCH, epoch_request(epoch_id="0x08"))
+        rpc(CLIENT + 1, P.NEW_MPC_EPOCH, epoch_request(epoch_id="0x08"))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "epoch_id" in err.value.details()
 
 
 def test_epoch_fails_with_internal_when_the_vault_cannot_be_written(moto):
     network = SimNetwork(4, PEER_B, CLIENT_B, name="simnobucket", storage="s3", s3_endpoint=moto.url,
                          peer_timeout=0.5, poll_interval=0.05)
-    network.start()  # no buckets created
+    s3 = moto.client()
+    network.create_buckets(s3)
+    network.start()
     try:
-        for pid in (1, 2, 3, 4):
-            rpc(CLIENT_B + pid, P.METHOD_NEW_MPC_EPOCH, epoch_request())
+        rpc(CLIENT_B + 1, P.NEW_MPC_EPOCH, epoch_request())   # accepted: waits for the others
+        # The private bucket of party 1 disappears while its epoch runs.
+        bucket = "kms-simnobucket-p1-private"
+        for obj in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+            s3.delete_object(Bucket=bucket, Key=obj["Key"])
+        s3.delete_bucket(Bucket=bucket)
+        for pid in (2, 3, 4):
+            rpc(CLIENT_B + pid, P.NEW_MPC_EPOCH, epoch_request())
         with pytest.raises(grpc.RpcError) as err:
             _wait_result(CLIENT_B + 1)
         assert err.value.code() == grpc.StatusCode.INTERNAL
         assert "NoSuchBucket" in err.value.details()
+        # Looking for EpochData in a vault that cannot be read is an internal error too.
+        code, details = _code(CLIENT_B + 1, P.NEW_MPC_EPOCH, epoch_request())
+        assert code == grpc.StatusCode.INTERNAL and "NoSuchBucket" in details
     finally:
         network.stop()
 

@@ -100,7 +100,7 @@ def _put_pod(emulator, status):
     emulator.create_object("v1/namespaces", None, {"metadata": {"name": "kms"}})
     emulator.create_object("v1/pods", "kms", {
         "metadata": {"name": "kms-core-0", "namespace": "kms"},
-        "spec": {"containers": [{"name": "kms-core-enclave", "image": "ghcr.io/zama-ai/kms/core-service-enclave:v0.15.0"}]},
+        "spec": {"containers": [{"name": "kms-core-enclave", "image": "ghcr.io/zama-ai/kms/core-service-enclave:v0.14.1-0"}]},
     })
     emulator.write_status("v1/pods", "kms", "kms-core-0", status)
 
@@ -123,12 +123,12 @@ def test_wait_names_the_crashing_sidecar(bare_cluster, tmp_path):
     sidecar_ok = {"name": "vsock-config", "ready": True, "started": True, "restartCount": 0, "image": "socat",
                   "imageID": "", "state": {"running": {"startedAt": "2026-11-26T10:00:05Z"}}}
     sidecar_crash = {
-        "name": "enclave-tunnel", "ready": False, "started": False, "restartCount": 4, "image": "socat", "imageID": "",
+        "name": "enclave-tunnel", "ready": False, "started": False, "restartCount": 4, "image": "enclave", "imageID": "",
         "state": {"waiting": {"reason": "CrashLoopBackOff",
                               "message": "back-off 1m20s restarting failed container=enclave-tunnel "
                                          "pod=kms-core-0_kms(0f1e2d3c)"}},
         "lastState": {"terminated": {"reason": "Error", "exitCode": 1,
-                                     "message": "socat[1] E open(\"/dev/net/tun\", 02, 0666): No such file or directory\n",
+                                     "message": "enclave-tunnel: the TUN interface enclave0\ndid not come up in 30s\n",
                                      "startedAt": "2026-11-26T10:01:00Z", "finishedAt": "2026-11-26T10:01:00Z"}},
     }
     sidecar_exited = {"name": "vsock-logs", "ready": False, "started": False, "restartCount": 1, "image": "socat",
@@ -148,7 +148,7 @@ def test_wait_names_the_crashing_sidecar(bare_cluster, tmp_path):
     assert "Initialized=False (ContainersNotInitialized: containers with incomplete status: [enclave-tunnel])" in msg
     assert ("init container enclave-tunnel not ready (waiting: CrashLoopBackOff - back-off 1m20s restarting failed "
             "container=enclave-tunnel pod=kms-core-0_kms(0f1e2d3c); 4 restart(s), last terminated: Error, exit code 1 - "
-            "socat[1] E open(\"/dev/net/tun\", 02, 0666): No such file or directory)") in msg
+            "enclave-tunnel: the TUN interface enclave0 did not come up in 30s)") in msg
     assert "init container vsock-logs not ready (terminated: Error, exit code 2 - socat: vsock unsupported)" in msg
     assert "container kms-core-enclave not ready (waiting: PodInitializing)" in msg
     assert "vsock-config" not in msg  # ready sidecars are not named

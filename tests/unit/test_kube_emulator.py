@@ -12,6 +12,7 @@ Ports: 21000-21049 (+150 per pytest-xdist worker).
 """
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -109,7 +110,7 @@ def manifests(ns, checksum="v1", env_value="1", config="listen_port = 50100\n"):
                                "spec": {"serviceAccountName": "kms",
                                         "securityContext": {"runAsUser": 10002, "runAsGroup": 10003, "runAsNonRoot": True},
                                         "containers": [
-                                            {"name": "kms-core", "image": "ghcr.io/zama-ai/kms/core-service:v0.15.0",
+                                            {"name": "kms-core", "image": "ghcr.io/zama-ai/kms/core-service:v0.14.1-0",
                                              "args": ["--config-file", "/etc/kms/threshold.toml"],
                                              "env": [{"name": "RUST_LOG", "value": env_value}],
                                              "ports": [{"name": "peer", "containerPort": 50001},
@@ -556,3 +557,86 @@ def test_json_merge_patch_and_label_selectors():
     assert match({"app": "kms", "tier": "b", "legacy": "1"}) is False
     assert match({"app": "kms", "tier": "b", "env": "prod"}) is False
     assert parse_label_selector("")({"any": "thing"}) is True
+
+
+# --------------------------------------------------------------------------- port-forward
+class EchoServer:
+    """A TCP server that echoes what it receives and records every caller's address."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.callers = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, peer = self.sock.accept()
+            except OSError:
+                return
+            self.callers.append(peer[0])
+            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _echo(conn):
+        with conn:
+            while True:
+                data = conn.recv(4096)
+                if not data:
+                    return
+                conn.sendall(data)
+
+    def close(self):
+        self.sock.close()
+
+
+def test_port_forward_bridges_a_pod_port_from_the_party_source_address(kube, kubeconfigs, ns):
+    from kubernetes import client, config
+    from kubernetes.client.rest import ApiException
+    from kubernetes.stream import portforward
+
+    echo = EchoServer()
+    emulator = kube.emulator(1)
+    targets = {(ns, "kms-core-0", 50100): ("127.0.0.1", echo.port)}
+
+    def target(namespace, pod, port):
+        if (namespace, pod) != (ns, "kms-core-0"):
+            raise KeyError(f'pods "{pod}" not found')
+        if (namespace, pod, port) not in targets:
+            raise LookupError("connect: connection refused")
+        return targets[(namespace, pod, port)]
+
+    emulator.port_forward_target, emulator.source_address = target, "127.0.1.7"
+    api = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfigs[1])))
+    try:
+        forward = portforward(api.connect_get_namespaced_pod_portforward, "kms-core-0", ns, ports="50100")
+        sock = forward.socket(50100)
+        sock.settimeout(5)
+        sock.sendall(b"hello pod")
+        received = b""
+        while len(received) < 9:
+            received += sock.recv(64)
+        assert received == b"hello pod"
+        assert echo.callers == ["127.0.1.7"]  # the emulator dialled from the party's address
+        sock.close()
+        # a port nothing listens on: the error channel says so and the stream ends
+        forward = portforward(api.connect_get_namespaced_pod_portforward, "kms-core-0", ns, ports="50001")
+        sock = forward.socket(50001)
+        sock.settimeout(5)
+        assert sock.recv(64) == b""
+        deadline = time.monotonic() + 5
+        while forward.error(50001) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "connection refused" in forward.error(50001)
+        assert "error forwarding port 50001 to pod kms-core-0" in forward.error(50001)
+        # a pod that does not exist: refused before the upgrade, as a NotFound Status
+        with pytest.raises(ApiException) as refused:
+            portforward(api.connect_get_namespaced_pod_portforward, "kms-core-9", ns, ports="50100")
+        assert "Handshake status 404" in str(refused.value)
+        assert 'pods \\"kms-core-9\\" not found' in str(refused.value)
+        logged = [line for line in kube.emulator(1).api_requests if "portforward" in line[1]]
+        assert ("GET", f"/api/v1/namespaces/{ns}/pods/kms-core-0/portforward?ports=50100", 101) in logged
+    finally:
+        emulator.port_forward_target, emulator.source_address = None, None
+        echo.close()

@@ -2,7 +2,7 @@
 
 * The Grafana dashboard (roles/monitoring/files/kms-node-dashboard.json) and the alert rules
   reference only metrics that exist: those the KMS server exports (the list in
-  /work/shared/reference/kms-node.md, "Metrics exported", copied below), Prometheus's own
+  the shared reference kms-node.md, "Metrics exported", copied below), Prometheus's own
   ``up``, and the ``kms_party_*`` figures that check_network.yml really writes -- taken from
   the file a real run against simulated nodes produced, not from a list of ours. The guide's
   ``kms_health_status`` / ``kms_peers_reachable`` / ``kms_key_material_count`` do not exist.
@@ -45,7 +45,7 @@ _INDEX = int(_WORKER[2:]) if _WORKER.startswith("gw") and _WORKER[2:].isdigit() 
 BASE = 26500 + 40 * (_INDEX % 8)
 PEER, CLIENT = BASE, BASE + 10          # 4 parties: peer +1..+4, client +11..+14
 
-# /work/shared/reference/kms-node.md, "Metrics exported": what the KMS server (zama-ai/kms 0.15)
+# the shared reference kms-node.md, "Metrics exported": what the KMS server (zama-ai/kms 0.15)
 # exports. Two are OpenTelemetry histograms (exposed as _bucket / _sum / _count); process_* is
 # the process collector.
 SERVER_METRICS = {

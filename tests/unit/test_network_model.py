@@ -32,7 +32,8 @@ def party_vars(pid=1, name="sandbox"):
 def test_shipped_sandbox_networks_are_valid(inventory, t):
     network = load_network(inventory)
     for pid in range(1, 3 * t + 2):
-        mpc = nm.validate(network, party_vars(pid, inventory))
+        region = next(p["region"] for p in network["parties"] if p["party_id"] == pid)  # spread over regions
+        mpc = nm.validate(network, dict(party_vars(pid, inventory), mpc_aws_region=region))
         assert mpc["n"] == 3 * t + 1 and mpc["t"] == t
         assert mpc["party"]["party_id"] == pid
         assert [p["party_id"] for p in mpc["peers"]] == [i for i in range(1, 3 * t + 2) if i != pid]
@@ -62,7 +63,7 @@ BAD = [
     ("bad-pcr-upper", net_set("trusted_releases", [{"pcr0": "A" * 96, "pcr1": "0" * 96, "pcr2": "0" * 96}]), "pcr0", "96 lowercase"),
     ("missing-pcr2", net_set("trusted_releases", [{"pcr0": "a" * 96, "pcr1": "0" * 96}]), "pcr2", "required"),
     ("auto-tls-no-releases", both(net_set("tls_mode", "auto"), net_set("trusted_releases", [])), "mpc_network.trusted_releases", "tls_mode is auto"),
-    ("mainnet-no-tls", net_set("environment", "mainnet"), "mpc_network.tls_mode", "mainnet"),
+    ("mainnet-no-tls", both(net_set("environment", "mainnet"), net_set("tls_mode", "none")), "mpc_network.tls_mode", "mainnet"),
     ("bad-environment", net_set("environment", "prod"), "mpc_network.environment", "testnet, mainnet"),
     ("bad-tls-mode", net_set("tls_mode", "off"), "mpc_network.tls_mode", "one of"),
     ("bucket-uppercase", party_set(1, "public_bucket", "KMS-Public"), "public_bucket", "lowercase"),

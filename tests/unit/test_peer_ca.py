@@ -83,12 +83,39 @@ def test_min_days_valid():
 
 
 def test_locations():
-    assert peer_ca.ca_key(3) == "PUB-p3/CACert/ca.pem"
-    assert peer_ca.ca_url("http://h:1/bucket/", 3, "x") == "http://h:1/bucket/PUB-p3/CACert/x"
+    assert peer_ca.ca_key(3) == "PUB-p3/TlsIdentity/tls.crt"
+    assert peer_ca.ca_url("http://h:1/bucket/", 3, "x") == "http://h:1/bucket/PUB-p3/TlsIdentity/x"
+    assert peer_ca.ca_folder(3, "P3", "auto") == "P3/CACert/"
     assert peer_ca.list_url("https://b.s3.amazonaws.com", 3) == \
         "https://b.s3.amazonaws.com/?list-type=2&prefix=PUB-p3/CACert/"
     with pytest.raises(peer_ca.PeerCaError, match="object_name"):
         peer_ca.ca_key(3, "a/b")
+    with pytest.raises(peer_ca.PeerCaError, match="tls_mode: must be one of manual, auto"):
+        peer_ca.ca_folder(3, tls_mode="none")
+
+
+ID_A, ID_B = "ab" * 32, "cd" * 32
+
+
+@pytest.mark.parametrize("keys,verdict", [
+    (["PUB-p2/CACert/" + ID_A], "PUB-p2/CACert/" + ID_A),
+    # what S3 lists besides objects (a folder marker) and other folders do not count
+    (["PUB-p2/CACert/", "PUB-p2/CACert/" + ID_A, "PUB-p2/VerfKey/" + ID_B], "PUB-p2/CACert/" + ID_A),
+    ([], "missing:the folder PUB-p2/CACert/ is empty"),
+    (["PUB-p2/VerfKey/" + ID_A], "missing:the folder PUB-p2/CACert/ is empty"),
+    (["PUB-p2/CACert/" + ID_A, "PUB-p2/CACert/" + ID_B], "error:holds 2 CA certificates"),
+    (["PUB-p2/CACert/ca.pem"], "error:holds ca.pem, which key generation does not write"),
+    (["PUB-p2/CACert/" + ID_A.upper()], "error:which key generation does not write"),
+], ids=["one", "ignores-others", "empty", "other-folder", "two-ids", "foreign-name", "uppercase-id"])
+def test_pick_keygen_ca(keys, verdict):
+    if ":" not in verdict:
+        assert peer_ca.pick_keygen_ca(keys, "PUB-p2/CACert/") == verdict
+        return
+    kind, message = verdict.split(":", 1)
+    with pytest.raises(peer_ca.PeerCaError) as err:
+        peer_ca.pick_keygen_ca(keys, "PUB-p2/CACert/")
+    assert isinstance(err.value, peer_ca.PeerCaMissing) == (kind == "missing")
+    assert message in str(err.value)
 
 
 # ---------------------------------------------------- module against moto S3 --
@@ -126,35 +153,42 @@ def run(capsys, **args):
     return json.loads(capsys.readouterr().out)
 
 
-def test_fetch_named_object(bucket, capsys):
+MANUAL_KEY = "PUB-p2/TlsIdentity/tls.crt"
+
+
+def test_manual_reads_the_tls_identity_object(bucket, capsys):
     pem = make_ca("party2.t.kms.local")
-    bucket["s3"].put_object(Bucket=bucket["name"], Key="PUB-p2/CACert/ca.pem", Body=pem.encode())
+    bucket["s3"].put_object(Bucket=bucket["name"], Key=MANUAL_KEY, Body=pem.encode())
+    # key generation's CA next to it is not what a manual-mode peer trusts
+    bucket["s3"].put_object(Bucket=bucket["name"], Key="PUB-p2/CACert/" + ID_A, Body=make_ca("other").encode())
     got = run(capsys, party_id=2, expected_cn="party2.t.kms.local", public_vault_url=bucket["url"],
               _ansible_check_mode=True)
     assert got["changed"] is False
     assert got["pem"] == pem
-    assert got["url"] == bucket["url"] + "/PUB-p2/CACert/ca.pem"
+    assert got["url"] == bucket["url"] + "/" + MANUAL_KEY
 
 
-def test_discover_the_servers_object(bucket, capsys):
+def test_auto_discovers_the_servers_object(bucket, capsys):
     pem = make_ca("party2.t.kms.local")
-    key = "PUB-p2/CACert/" + "ab" * 32  # the server's signing-key request id
+    key = "PUB-p2/CACert/" + ID_A  # the server's signing-key request id
     bucket["s3"].put_object(Bucket=bucket["name"], Key=key, Body=pem.encode())
-    bucket["s3"].put_object(Bucket=bucket["name"], Key="PUB-p2/VerfKey/" + "ab" * 32, Body=b"x")
-    got = run(capsys, party_id=2, expected_cn="party2.t.kms.local", public_vault_url=bucket["url"])
+    bucket["s3"].put_object(Bucket=bucket["name"], Key="PUB-p2/VerfKey/" + ID_A, Body=b"x")
+    got = run(capsys, party_id=2, expected_cn="party2.t.kms.local", public_vault_url=bucket["url"], tls_mode="auto")
     assert got["url"] == bucket["url"] + "/" + key
-    no_discovery = run(capsys, party_id=2, expected_cn="party2.t.kms.local", public_vault_url=bucket["url"],
-                       discover=False)
-    assert no_discovery["failed"] is True
-    assert "HTTP 404: the party has not published it" in no_discovery["msg"]
+    assert got["pem"] == pem
+    # the manual location is a different object: nothing there
+    manual = run(capsys, party_id=2, expected_cn="party2.t.kms.local", public_vault_url=bucket["url"])
+    assert manual["failed"] is True and manual["missing"] is True
+    assert "HTTP 404: the party has not published its TLS identity certificate yet" in manual["msg"]
 
 
 def test_unpublished_and_wrong_cn_fail_naming_the_party(bucket, capsys):
-    missing = run(capsys, party_id=2, expected_cn="party2.t.kms.local", public_vault_url=bucket["url"])
+    missing = run(capsys, party_id=2, expected_cn="party2.t.kms.local", public_vault_url=bucket["url"],
+                  tls_mode="auto")
     assert missing["failed"] is True
     assert missing["msg"].startswith("party 2 CA certificate")
     assert "the folder PUB-p2/CACert/ is empty" in missing["msg"]
-    bucket["s3"].put_object(Bucket=bucket["name"], Key="PUB-p2/CACert/ca.pem", Body=make_ca("evil").encode())
+    bucket["s3"].put_object(Bucket=bucket["name"], Key=MANUAL_KEY, Body=make_ca("evil").encode())
     wrong = run(capsys, party_id=2, expected_cn="party2.t.kms.local", public_vault_url=bucket["url"])
     assert wrong["failed"] is True
     assert "subject CN is 'evil'" in wrong["msg"]
@@ -167,7 +201,7 @@ def test_inline_pem(capsys):
 
 def test_private_bucket_is_reported_as_such(bucket, capsys):
     bucket["s3"].delete_bucket_policy(Bucket=bucket["name"])
-    bucket["s3"].put_object(Bucket=bucket["name"], Key="PUB-p2/CACert/ca.pem", Body=make_ca("party2.t.kms.local").encode())
+    bucket["s3"].put_object(Bucket=bucket["name"], Key=MANUAL_KEY, Body=make_ca("party2.t.kms.local").encode())
     got = run(capsys, party_id=2, expected_cn="party2.t.kms.local", public_vault_url=bucket["url"])
     assert got["failed"] is True
     assert "HTTP 403" in got["msg"]
@@ -177,29 +211,36 @@ def test_private_bucket_is_reported_as_such(bucket, capsys):
 def test_missing_ca_is_told_apart_from_a_bad_one(bucket, capsys):
     """A CA not published yet fails with missing=true and the URL checked (the privatelink role
     waits for it or names it); a published but broken or ambiguous one fails with missing=false."""
-    url = bucket["url"] + "/PUB-p2/CACert/ca.pem"
-    missing = run(capsys, party_id=2, expected_cn="party2.t.kms.local", public_vault_url=bucket["url"])
+    url = bucket["url"] + "/" + MANUAL_KEY
+    listing = bucket["url"] + "/?list-type=2&prefix=PUB-p2/CACert/"
+    missing = run(capsys, party_id=2, expected_cn="party2.t.kms.local", public_vault_url=bucket["url"],
+                  _ansible_check_mode=True)
     assert missing["failed"] is True and missing["missing"] is True
     assert missing["url"] == url
-    no_discovery = run(capsys, party_id=2, expected_cn="party2.t.kms.local", public_vault_url=bucket["url"],
-                       discover=False, _ansible_check_mode=True)
-    assert no_discovery["missing"] is True and no_discovery["url"] == url
-    for key in ("PUB-p2/CACert/" + "ab" * 32, "PUB-p2/CACert/" + "cd" * 32):
+    auto_missing = run(capsys, party_id=2, expected_cn="party2.t.kms.local", public_vault_url=bucket["url"],
+                       tls_mode="auto")
+    assert auto_missing["missing"] is True and auto_missing["url"] == listing
+    for key in ("PUB-p2/CACert/" + ID_A, "PUB-p2/CACert/" + ID_B):
         bucket["s3"].put_object(Bucket=bucket["name"], Key=key, Body=make_ca("party2.t.kms.local").encode())
-    ambiguous = run(capsys, party_id=2, expected_cn="party2.t.kms.local", public_vault_url=bucket["url"])
+    ambiguous = run(capsys, party_id=2, expected_cn="party2.t.kms.local", public_vault_url=bucket["url"],
+                    tls_mode="auto")
     assert ambiguous["failed"] is True and ambiguous["missing"] is False
-    assert "holds 2 objects" in ambiguous["msg"]
-    bucket["s3"].put_object(Bucket=bucket["name"], Key="PUB-p2/CACert/ca.pem", Body=make_ca("evil").encode())
+    assert "holds 2 CA certificates" in ambiguous["msg"]
+    bucket["s3"].put_object(Bucket=bucket["name"], Key=MANUAL_KEY, Body=make_ca("evil").encode())
     wrong = run(capsys, party_id=2, expected_cn="party2.t.kms.local", public_vault_url=bucket["url"])
     assert wrong["failed"] is True and wrong["missing"] is False
-    bucket["s3"].put_object(Bucket=bucket["name"], Key="PUB-p2/CACert/ca.pem", Body=make_ca("party2.t.kms.local").encode())
+    bucket["s3"].put_object(Bucket=bucket["name"], Key=MANUAL_KEY, Body=make_ca("party2.t.kms.local").encode())
     good = run(capsys, party_id=2, expected_cn="party2.t.kms.local", public_vault_url=bucket["url"])
     assert "failed" not in good and good["missing"] is False
 
 
 def test_private_vault_counts_as_missing(bucket, capsys):
     """A vault that refuses anonymous reads is "not readable here": the same as not published."""
-    bucket["s3"].put_object(Bucket=bucket["name"], Key="PUB-p2/CACert/ca.pem", Body=make_ca("party2.t.kms.local").encode())
+    bucket["s3"].put_object(Bucket=bucket["name"], Key=MANUAL_KEY, Body=make_ca("party2.t.kms.local").encode())
+    bucket["s3"].put_object(Bucket=bucket["name"], Key="PUB-p2/CACert/" + ID_A, Body=make_ca("party2.t.kms.local").encode())
     bucket["s3"].delete_bucket_policy(Bucket=bucket["name"])
     got = run(capsys, party_id=2, expected_cn="party2.t.kms.local", public_vault_url=bucket["url"])
     assert got["failed"] is True and got["missing"] is True and "HTTP 403" in got["msg"]
+    listed = run(capsys, party_id=2, expected_cn="party2.t.kms.local", public_vault_url=bucket["url"], tls_mode="auto")
+    # moto lets the anonymous listing through without the policy; the read of the object is refused
+    assert listed["failed"] is True and listed["missing"] is True and "HTTP 403" in listed["msg"]

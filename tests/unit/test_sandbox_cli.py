@@ -17,11 +17,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import boto3
 import botocore.exceptions
 import pytest
 import tomli_w
+import yaml
 
 from tests.support.kube_emulator import run_emulators
 from tests.support.sandbox.kms_nodes import KmsNodeRunner
@@ -54,7 +56,7 @@ def statefulset(name="kms-core", checksum="1", env=None, config_map="kms-config"
         "spec": {"replicas": replicas, "serviceName": name, "selector": {"matchLabels": {"app": name}},
                  "template": {"metadata": {"labels": {"app": name}, "annotations": {"kms/config-checksum": checksum}},
                               "spec": {"containers": [{
-                                  "name": "kms", "image": "ghcr.io/zama-ai/kms/core-service:v0.15.0",
+                                  "name": "kms", "image": "ghcr.io/zama-ai/kms/core-service:v0.14.1-0",
                                   "args": ["--config-file", "/etc/kms/config/threshold.toml"],
                                   "env": env or [],
                                   "volumeMounts": [{"name": "config", "mountPath": "/etc/kms/config"}]}],
@@ -182,13 +184,24 @@ def test_the_real_node_is_reachable_only_once_its_statefulset_is_applied():
     config = net.threshold_config(network, 1, storage="ram")
     client_port = config["service"]["listen_port"]
     assert client_port == BASE + 31
+    # The node starts only with its signing key: the pod's init container runs kms-gen-keys.
+    from tests.support.kms_sim.testing import keygen_config
+
+    sts = statefulset()
+    sts["spec"]["template"]["spec"]["initContainers"] = [{
+        "name": "kms-gen-keys", "image": "ghcr.io/zama-ai/kms/core-service:v0.14.1-0", "command": ["kms-gen-keys"],
+        "args": ["--config-file", "/etc/kms/keygen/keygen.toml"],
+        "volumeMounts": [{"name": "keygen", "mountPath": "/etc/kms/keygen"}]}]
+    sts["spec"]["template"]["spec"]["volumes"].append({"name": "keygen", "configMap": {"name": "kms-keygen"}})
     runner = KmsNodeRunner(label="party1")
     with run_emulators(1, base_port=BASE + 10, statefulset_runner=lambda p, e: runner, resync_seconds=0.2) as kube:
         emu = kube.emulator(1)
         emu.create_object("v1/namespaces", None, {"metadata": {"name": "kms"}})
         emu.create_object("v1/configmaps", "kms", configmap(tomli_w.dumps(config)))
+        emu.create_object("v1/configmaps", "kms", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kms-keygen"},
+                                                   "data": {"keygen.toml": tomli_w.dumps(keygen_config(config))}})
         assert not listening(client_port)
-        emu.create_object("apps/v1/statefulsets", "kms", statefulset())
+        emu.create_object("apps/v1/statefulsets", "kms", sts)
         wait_for(lambda: sts_status(emu).get("readyReplicas") == 1)
         assert grpc_health(client_port) == 1  # SERVING
         assert runner.describe()[0]["client_port"] == client_port
@@ -310,7 +323,7 @@ def alive(pid):
         return False
 
 
-def test_cli_up_is_idempotent_status_reports_and_down_stops_everything(sandbox_env, tmp_path):
+def test_cli_up_is_idempotent_status_reports_and_down_stops_everything(sandbox_env, tmp_path, monkeypatch):
     state = tmp_path / "sbx"
     up = sandbox(["up", "--inventory", "inventories/sandbox"], sandbox_env)
     assert up.returncode == 0, up.stdout + up.stderr
@@ -318,13 +331,30 @@ def test_cli_up_is_idempotent_status_reports_and_down_stops_everything(sandbox_e
     for party in range(1, 5):  # the inventory's mpc_network.n
         assert f"http://127.0.0.1:{BASE + 60 + party}" in up.stdout
     env_file = (state / "env").read_text()
-    for line in ("export AWS_ACCESS_KEY_ID=testing", "export AWS_SECRET_ACCESS_KEY=testing",
+    for line in ("unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE",
+                 f"export AWS_SHARED_CREDENTIALS_FILE={state}/aws/credentials",
+                 f"export AWS_CONFIG_FILE={state}/aws/config",
                  "export AWS_DEFAULT_REGION=eu-west-1", f"export SANDBOX_AWS_PORT={BASE + 60}",
                  f"export SANDBOX_KUBE_BASE_PORT={BASE + 60}", f"export SANDBOX_DIR={state}"):
         assert line in env_file
+    assert "AWS_ACCESS_KEY_ID=" not in env_file
+    # Each party's profile is a key of its own account (the inventory's aws_account_id), in its region.
+    credentials = (state / "aws" / "credentials").read_text()
+    assert oct((state / "aws" / "credentials").stat().st_mode & 0o777) == "0o600"
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(state / "aws" / "credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(state / "aws" / "config"))
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    network = yaml.safe_load((Path(ROOT) / "inventories" / "sandbox" / "group_vars" / "all" / "network.yml").read_text())
+    for party in network["mpc_network"]["parties"]:
+        session = boto3.session.Session(profile_name="party%d" % party["party_id"])
+        sts = session.client("sts", endpoint_url=f"https://127.0.0.1:{BASE + 60}", verify=str(state / "tls" / "ca.pem"))
+        assert sts.get_caller_identity()["Account"] == party["aws_account_id"]
+        assert session.region_name == party["region"]
+    assert "[party4]" in credentials
 
     again = sandbox(["up", "--inventory", "inventories/sandbox"], sandbox_env, python=sys.executable)
     assert again.returncode == 0
+    assert (state / "aws" / "credentials").read_text() == credentials  # keys that still work are kept
     assert f"aws: already running (pid {pids['aws']})" in again.stdout
     assert f"kube: already running (pid {pids['kube']})" in again.stdout
 

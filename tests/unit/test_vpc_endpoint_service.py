@@ -237,3 +237,62 @@ def test_external_service_manifest_is_valid_for_kubernetes_1_32():
         "externalName": variables["_privatelink_endpoint"]["dns_name"],
         "ports": [{"name": "grpc-peer", "port": 50003, "targetPort": 50003, "protocol": "TCP"}],
     }
+
+
+# ------------------------------------- partition, accounts, supported regions --
+
+def test_principals_are_built_in_the_callers_partition():
+    assert lib.partition_of("arn:aws-cn:iam::100000000001:user/op") == "aws-cn"
+    assert lib.partition_of("arn:aws-us-gov:sts::100000000001:assumed-role/r/s") == "aws-us-gov"
+    assert lib.partition_of("arn:aws:iam::100000000001:root") == "aws"
+    with pytest.raises(lib.EndpointServiceError, match="cannot tell the AWS partition"):
+        lib.partition_of("100000000001")
+    assert lib.account_principal("100000000002", "aws-cn") == "arn:aws-cn:iam::100000000002:root"
+    with pytest.raises(lib.EndpointServiceError, match="allowed_account_ids: '1234' is not a 12-digit"):
+        lib.account_principal("1234", "aws")
+    assert lib.desired_principals({"allowed_principals": None, "allowed_account_ids": None}) is None
+    assert lib.desired_principals({"allowed_principals": [P3], "allowed_account_ids": ["100000000002", "100000000003"]},
+                                  "aws") == [P2, P3]
+    assert lib.validate_params({"state": "present", "network_load_balancer_arns": [],
+                                "allowed_account_ids": ["12"], "supported_regions": ["Europe"]})[1:] == [
+        "allowed_account_ids: '12' is not a 12-digit AWS account id",
+        "supported_regions: 'Europe' is not an AWS region name (for example eu-west-1)"]
+
+
+def test_region_changes_ignore_the_home_region():
+    config = {"ServiceName": "com.amazonaws.vpce.eu-west-1.vpce-svc-0123456789abcdef0",
+              "SupportedRegions": [{"Region": "eu-west-1"}, {"Region": "us-east-1"}, {"Region": "ap-south-1"}]}
+    assert lib.supported_regions(config) == ["ap-south-1", "us-east-1"]
+    assert lib.region_changes(config, ["eu-west-1", "us-east-1", "ap-southeast-1"]) == (["ap-southeast-1"], ["ap-south-1"])
+    assert lib.region_changes(config, ["us-east-1", "ap-south-1"]) == ([], [])
+
+
+def test_account_ids_and_supported_regions_are_reconciled(aws, capsys):
+    args = dict(network_load_balancer_arns=[aws["nlbs"][0]], acceptance_required=False,
+                allowed_account_ids=["100000000003", "100000000002"], supported_regions=["us-east-1", REGION])
+    first = run(aws, capsys, **args)
+    assert first["changed"] is True
+    assert first["partition"] == "aws"  # moto's caller identity: arn:aws:...
+    assert first["allowed_principals"] == [P2, P3]
+    assert first["supported_regions"] == ["us-east-1"] and first["service_region"] == REGION
+    [svc] = services(aws)
+    assert {r["Region"] for r in svc["SupportedRegions"]} - {REGION} == {"us-east-1"}
+    assert permissions(aws, svc["ServiceId"]) == [P2, P3]
+    assert run(aws, capsys, **args)["changed"] is False
+
+    moved = run(aws, capsys, **dict(args, allowed_account_ids=["100000000004"],
+                                    supported_regions=["ap-southeast-1", "us-east-1"]))
+    assert moved["changed"] is True
+    assert moved["diff"]["before"]["supported_regions"] == ["us-east-1"]
+    assert moved["diff"]["after"]["supported_regions"] == ["ap-southeast-1", "us-east-1"]
+    assert moved["principals_added"] == [P4] and moved["principals_removed"] == [P2, P3]
+    [svc] = services(aws)
+    assert {r["Region"] for r in svc["SupportedRegions"]} - {REGION} == {"ap-southeast-1", "us-east-1"}
+
+    planned = run(aws, capsys, check=True, **dict(args, allowed_account_ids=["100000000004"], supported_regions=[]))
+    assert planned["changed"] is True and planned["supported_regions"] == []
+    [svc] = services(aws)
+    assert {r["Region"] for r in svc["SupportedRegions"]} - {REGION} == {"ap-southeast-1", "us-east-1"}  # untouched
+    emptied = run(aws, capsys, **dict(args, allowed_account_ids=["100000000004"], supported_regions=[]))
+    assert emptied["changed"] is True and emptied["supported_regions"] == []
+    assert run(aws, capsys, **dict(args, allowed_account_ids=["100000000004"]))["changed"] is True  # regions back

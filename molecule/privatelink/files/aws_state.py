@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Print, as JSON, what one party has in the AWS stand-in: its endpoint service(s) with their
-allowed principals, its NLB and listeners, the interface endpoints in its VPC with their
+allowed principals and supported regions (besides its own), its NLB and listeners, the interface endpoints in its VPC with their
 security groups, and its published CA. Read with plain boto3, independently of the role."""
 import argparse
 import json
@@ -34,6 +34,7 @@ def main():
             "service_id": cfg["ServiceId"], "service_name": cfg["ServiceName"], "state": cfg["ServiceState"],
             "acceptance_required": cfg["AcceptanceRequired"], "nlb_arns": cfg["NetworkLoadBalancerArns"],
             "principals": sorted(p["Principal"] for p in perms), "tags": tags(cfg.get("Tags")),
+            "supported_regions": sorted({r["Region"] for r in cfg.get("SupportedRegions") or []} - {args.region}),
         })
     nlbs = {}
     for lb in elb.describe_load_balancers()["LoadBalancers"]:
@@ -50,6 +51,7 @@ def main():
     endpoints = []
     for ep in ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["VpcEndpoints"]:
         endpoints.append({"id": ep["VpcEndpointId"], "service_name": ep["ServiceName"], "state": ep["State"],
+                          "service_region": ep.get("ServiceRegion"),
                           "type": ep["VpcEndpointType"], "dns_name": ep["DnsEntries"][0]["DnsName"] if ep["DnsEntries"] else "",
                           "groups": [g["GroupId"] for g in ep.get("Groups", [])], "subnets": sorted(ep["SubnetIds"]),
                           "tags": tags(ep.get("Tags"))})
@@ -64,7 +66,7 @@ def main():
             "egress": len(sg["IpPermissionsEgress"]),
         }
     try:
-        ca = s3.get_object(Bucket=args.bucket, Key="PUB-p%s/CACert/ca.pem" % args.party_id)["Body"].read().decode()
+        ca = s3.get_object(Bucket=args.bucket, Key="PUB-p%s/TlsIdentity/tls.crt" % args.party_id)["Body"].read().decode()
     except ClientError:
         ca = None
     print(json.dumps({"vpc_id": vpc, "services": services, "nlbs": nlbs, "endpoints": endpoints,

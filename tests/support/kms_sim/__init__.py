@@ -1,12 +1,14 @@
 """KMS node simulator: the real gRPC surface of a threshold KMS node, for local tests.
 
-    from tests.support.kms_sim.node import SimNode
-    node = SimNode(config)   # parsed threshold.toml
+    from tests.support.kms_sim.testing import node_with_keys
+    node = node_with_keys(config)   # parsed threshold.toml; runs kms-gen-keys first
     node.start(); ...; node.stop()
 
-See node.py for the behaviour and the fault options, network.py to build configurations
-for a whole network, faults.py for endpoints that misbehave, and ``python -m
-tests.support.kms_sim --help`` for the command line.
+An independent witness: it never imports the collection's own code. proto.py describes the
+gRPC messages, config.py applies the server's configuration rules, keygen.py is kms-gen-keys,
+node.py the server (behaviour and fault options), network.py builds configurations for a
+whole network, faults.py endpoints that misbehave; ``python -m tests.support.kms_sim --help``
+for the command line.
 """
 from .config import ConfigError  # noqa: F401
-from .node import MODES, SimNode  # noqa: F401
+from .node import MODES, SimNode, StartRefused  # noqa: F401

@@ -8,6 +8,9 @@
         --peer-base 22900 --client-base 22910 --s3-endpoint http://127.0.0.1:22920 \
         --write-configs /tmp/sim-configs
 
+A node does not start without its signing key: with --network the simulator's kms-gen-keys
+runs for every node first (its vault buckets must exist); with --config pass --gen-keys for
+the same (or run ``python -m tests.support.kms_sim.keygen --config-file FILE`` beforehand).
 AWS credentials for the S3 vaults come from the environment (AWS_ACCESS_KEY_ID, ...).
 """
 import argparse
@@ -24,7 +27,9 @@ except ImportError:  # pragma: no cover
 
 from . import network as net
 from .config import ConfigError
-from .node import MODES, SimNode
+from .keygen import KeygenError
+from .node import MODES, SimNode, StartRefused
+from .testing import node_with_keys
 
 
 def _parse_args(argv):
@@ -44,6 +49,8 @@ def _parse_args(argv):
     ap.add_argument("--peer-host", help="dial this host for every peer instead of the configured address")
     ap.add_argument("--epoch-timeout", type=float, default=600.0, help="seconds an epoch waits for all parties")
     ap.add_argument("--no-strict", action="store_true", help="do not apply the server's configuration rules")
+    ap.add_argument("--gen-keys", action="store_true", help="with --config: run key generation for each node first")
+    ap.add_argument("--no-gen-keys", action="store_true", help="with --network: do not run key generation")
     ap.add_argument("--pidfile", help="write the process id there")
     ap.add_argument("--log-level", default="INFO")
     return ap.parse_args(argv)
@@ -83,19 +90,29 @@ def main(argv=None):
     nodes = []
     try:
         for label, doc in _configs(args):
+            gen_keys = args.gen_keys if args.config else not args.no_gen_keys
+            kwargs = dict(mode=args.mode, env=os.environ, strict=not args.no_strict,
+                          peer_host=args.peer_host, epoch_timeout=args.epoch_timeout)
             try:
-                node = SimNode(doc, mode=args.mode, env=os.environ, strict=not args.no_strict,
-                               peer_host=args.peer_host, epoch_timeout=args.epoch_timeout)
+                node = node_with_keys(doc, **kwargs) if gen_keys else SimNode(doc, **kwargs)
             except ConfigError as exc:
                 print("%s: the KMS server would refuse this configuration:" % label, file=sys.stderr)
                 for error in exc.errors:
                     print("  - %s" % error, file=sys.stderr)
+                return 2
+            except KeygenError as exc:
+                print("%s: key generation failed: %s" % (label, exc), file=sys.stderr)
                 return 2
             nodes.append(node)
         for node in nodes:
             node.start()
             for warning in node.warnings:
                 print("party %d: warning: %s" % (node.party_id, warning), file=sys.stderr)
+    except StartRefused as exc:
+        for node in nodes:
+            node.stop()
+        print("error: the KMS server would exit: %s" % exc, file=sys.stderr)
+        return 1
     except Exception as exc:  # bind failures and the like
         for node in nodes:
             node.stop()

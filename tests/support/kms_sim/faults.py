@@ -14,7 +14,7 @@ from concurrent import futures
 
 import grpc
 
-from ._collection import kms_proto as P
+from . import proto as P
 
 
 class HangingEndpoint(object):
@@ -90,7 +90,7 @@ class NonKmsServer(object):
                 if request.service not in ("", "example.v1.Greeter"):
                     context.abort(grpc.StatusCode.NOT_FOUND, "unknown service")
                 return P.messages.HealthCheckResponse(status=1)
-            req_cls, resp_cls = P.METHODS[P.METHOD_HEALTH_CHECK]
+            req_cls, resp_cls = P.METHODS[P.HEALTH_CHECK]
             handlers.append(grpc.method_handlers_generic_handler(P.HEALTH_SERVICE, {
                 "Check": grpc.unary_unary_rpc_method_handler(check, req_cls.FromString, resp_cls.SerializeToString)}))
         server.add_generic_rpc_handlers(handlers)

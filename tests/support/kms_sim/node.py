@@ -2,29 +2,39 @@
 
     from tests.support.kms_sim.node import SimNode
     node = SimNode(config)          # config = parsed threshold.toml (the server's schema)
-    node.start()                    # non-blocking; gRPC servers run in background threads
+    node.start()                    # non-blocking; refuses to start without a signing key
     node.is_serving()               # True once both ports serve
+    node.calls()                    # every client-port call: source address, method, time, code
     node.stop()
 
-Client port (``[service] listen_port``), always bound on 127.0.0.1:
+Start-up, like the server: the configuration is checked by the server's rules (config.py);
+``[threshold.tls.auto]`` and an ``aws_kms`` keychain are refused (they need a Nitro enclave's
+attestation, which the simulator cannot give); the node then looks for its signing key
+``<PRIV>/SigningKey/<id>`` and ``<PUB>/VerfKey/<id>`` (written by ``kms-gen-keys``, see
+keygen.py) and exits with :class:`StartRefused` when they are missing.
+
+Client port (``[service] listen_port``), bound on ``bind_host``:
   * ``kms_service.v1.CoreServiceEndpoint``: GetHealthStatus, GetKeyMaterialAvailability,
-    NewMpcEpoch, GetEpochResult (messages from plugins/module_utils/kms_proto.py);
+    NewMpcEpoch, GetEpochResult (messages from proto.py, the simulator's own);
   * ``grpc.health.v1.Health/Check`` for "" and "kms_service.v1.CoreServiceEndpoint".
-Peer port (``[threshold] listen_port``), always bound on 127.0.0.1:
+Peer port (``[threshold] listen_port``): TLS with client certificates when
+``[threshold.tls.manual]`` is set (trusting exactly the peers' ``tls_cert``), else plaintext:
   * ``grpc.health.v1.Health/Check`` for "" and "ddec_networking.gnetworking";
   * ``kms_sim.v1.PeerSim/EpochStatus`` (simulator-internal, JSON): "were you asked to run
     epoch E?" - stands in for the MPC traffic of the real PRSS protocol.
 
 Behaviour:
-  * GetHealthStatus really calls every peer's peer port (health check, ``peer_timeout``),
-    measures latency, keeps the error text, counts itself and applies the server's rule
-    (kms_proto.status_for). threshold_required is t + 1, like the server reports.
-  * NewMpcEpoch records the request and starts the epoch in the background; the epoch
-    completes only when every one of the n parties has been asked (checked over the peer
-    ports), then writes ``<PRIV prefix>/EpochData/<epoch>`` and ``<PRIV prefix>/Context/<ctx>``
-    to the party's private vault. GetEpochResult: UNAVAILABLE while running, OK when done,
-    NOT_FOUND for an unknown epoch, INTERNAL if it failed. A repeated NewMpcEpoch for a known
-    epoch (also one whose EpochData was in the vault at start-up) gives ALREADY_EXISTS.
+  * GetHealthStatus really calls every peer's peer port (over TLS with the peer's CA as root,
+    this node's certificate as client certificate and the peer's mpc_identity as the expected
+    server name when TLS is on), measures latency, keeps the error text, counts itself and
+    applies the server's rule. threshold_required is t + 1.
+  * NewMpcEpoch starts the epoch in the background; it completes only when every one of the n
+    parties has been asked (checked over the peer ports), then writes
+    ``<PRIV>/EpochData/<epoch>`` and ``<PRIV>/Context/<ctx>``. A repeat answers ALREADY_EXISTS
+    while the epoch runs and INVALID_ARGUMENT once it is done or its EpochData is in the vault.
+  * GetEpochResult: UNAVAILABLE while running, OK when done, INTERNAL if it failed, NOT_FOUND
+    for an epoch this process does not know - including one that finished before a restart
+    (the results live in memory).
 
 Fault options (keyword arguments):
   mode="full" | "legacy" (no GetHealthStatus: UNIMPLEMENTED, like an older server) |
@@ -33,12 +43,11 @@ Fault options (keyword arguments):
   client_tls=(key_pem, cert_pem): serve the client port over TLS (the real one is plaintext
        h2c; this exists to test TLS options and TLS mismatches);
   set_serving(False): grpc.health.v1 answers NOT_SERVING;
-  new_epoch_error=(grpc.StatusCode, details): NewMpcEpoch is refused with that status
-       (nothing is recorded as started; the request still lands in ``requests``);
+  new_epoch_error=(grpc.StatusCode, details): NewMpcEpoch is refused with that status;
   epoch_result_hang: seconds GetEpochResult sleeps before answering for an epoch this node
-       knows (a node wedged in the MPC after the start: NOT_FOUND stays prompt, so the
-       start still happens). Both can also be set as attributes on a running node.
+       knows. Both can also be set as attributes on a running node.
 """
+import collections
 import json
 import logging
 import threading
@@ -47,8 +56,9 @@ from concurrent import futures
 
 import grpc
 
-from ._collection import kms_proto as P
-from .config import ConfigError, SimConfig
+from . import proto as P
+from .config import ConfigError, SimConfig, read_pem
+from .keygen import SIGNING_KEY_ID
 from .storage import StorageError, VaultStore
 
 M = P.messages
@@ -56,7 +66,11 @@ MODES = ("full", "legacy", "health_only")
 PEER_SIM_SERVICE = "kms_sim.v1.PeerSim"
 METHOD_EPOCH_STATUS = "/%s/EpochStatus" % PEER_SIM_SERVICE
 
-__all__ = ["SimNode", "ConfigError", "MODES"]
+__all__ = ["SimNode", "ConfigError", "StartRefused", "MODES"]
+
+
+class StartRefused(RuntimeError):
+    """The real server would exit at start-up (missing signing key, enclave-only settings)."""
 
 
 def _json_dumps(obj):
@@ -71,7 +85,7 @@ class SimNode(object):
     def __init__(self, config, mode="full", env=None, strict=True, peer_host=None,
                  peer_timeout=1.0, epoch_timeout=600.0, poll_interval=0.2, context_id=None,
                  key_material=None, health_delay=0.0, bind_host="127.0.0.1", client_tls=None, logger=None,
-                 new_epoch_error=None, epoch_result_hang=0.0):
+                 new_epoch_error=None, epoch_result_hang=0.0, stores=None):
         if mode not in MODES:
             raise ValueError("mode: must be one of %s, got %r" % (", ".join(MODES), mode))
         self.cfg = SimConfig(config, env=env, strict=strict)
@@ -86,16 +100,19 @@ class SimNode(object):
         self.epoch_result_hang = float(epoch_result_hang)
         self.bind_host = bind_host
         self.client_tls = client_tls  # (key_pem, cert_pem): serve the client port over TLS
-        self.log = logger or logging.getLogger("kms_sim.p%d" % self.cfg.party_id)
+        self.log = logger or logging.getLogger("kms_sim.p%s" % self.cfg.party_id)
         km = key_material or {}
         self._extra_keys = {k: list(km.get(k, [])) for k in ("fhe_key_ids", "crs_ids", "preprocessing_ids")}
-        self.private = VaultStore(self.cfg.private_vault, self.cfg.region, self.cfg.s3_endpoint)
-        self.public = VaultStore(self.cfg.public_vault, self.cfg.region, self.cfg.s3_endpoint)
+        if stores is not None:
+            self.private, self.public = stores["private"], stores["public"]
+        else:
+            self.private = VaultStore(self.cfg.private_vault, self.cfg.region, self.cfg.s3_endpoint)
+            self.public = VaultStore(self.cfg.public_vault, self.cfg.region, self.cfg.s3_endpoint)
         self._lock = threading.RLock()
-        self._epochs = {}          # epoch_id -> record dict
+        self._epochs = {}          # epoch_id -> record dict (in memory only, like the server)
         self.requests = []         # every NewMpcEpoch received: dict(context_id, epoch_id, at, result)
-        self.warnings = []
-        self._vault_loaded = False
+        self._calls = collections.deque(maxlen=10000)
+        self.warnings = list(self.cfg.warnings)
         self._key_ids = {"fhe_key_ids": [], "crs_ids": []}
         self._serving = True
         self._stopping = threading.Event()
@@ -103,8 +120,7 @@ class SimNode(object):
         self._peer_server = None
         self._pool = None
         self._workers = []
-        if self.cfg.tls:
-            self.warnings.append("[threshold.tls] is ignored: the simulator's peer port is plaintext")
+        self._tls = None           # {"key", "cert", "roots": {party_id: pem}} when tls.manual
 
     # ------------------------------------------------------------------ properties
     @property
@@ -132,22 +148,65 @@ class SimNode(object):
         with self._lock:
             return {k: dict(v) for k, v in self._epochs.items()}
 
+    def calls(self):
+        """Every client-port call so far: [{"at", "peer", "method", "code"}], oldest first."""
+        with self._lock:
+            return [dict(c) for c in self._calls]
+
     # ------------------------------------------------------------------ lifecycle
+    def _check_startable(self):
+        if self.cfg.tls_mode == "auto":
+            raise StartRefused("[threshold.tls.auto] needs a Nitro enclave to attest its certificate; the "
+                               "simulator cannot attest (use [threshold.tls.manual] in the sandbox)")
+        if self.cfg.private_vault.keychain == "aws_kms":
+            raise StartRefused("private_vault.keychain.aws_kms needs the attested Nitro enclave; the simulator "
+                               "cannot attest")
+        key_name = self.cfg.private_vault.key("SigningKey", SIGNING_KEY_ID)
+        verf_name = self.cfg.public_vault.key("VerfKey", SIGNING_KEY_ID)
+        try:
+            key = self.private.get(key_name)
+            verf = self.public.get(verf_name)
+        except StorageError as exc:
+            raise StartRefused("cannot read the signing key: %s" % exc)
+        if key is None or verf is None:
+            missing = []
+            if key is None:
+                missing.append("SigningKey %s not found in the private vault (%s)"
+                               % (key_name, self.cfg.private_vault.describe()))
+            if verf is None:
+                missing.append("VerfKey %s not found in the public vault (%s)"
+                               % (verf_name, self.cfg.public_vault.describe()))
+            raise StartRefused("no signing key, starting in recovery mode: %s; exiting "
+                               "(run kms-gen-keys --config-file <file> first)" % "; ".join(missing))
+        if self.cfg.tls_manual:
+            manual = self.cfg.tls_manual
+            roots = {}
+            for peer in self.cfg.all_peers:
+                if not peer.tls_cert:
+                    raise ConfigError("threshold.peers[party_id=%d].tls_cert: required for every peer when "
+                                      "[threshold.tls] is set" % peer.party_id)
+                roots[peer.party_id] = read_pem(peer.tls_cert, "threshold.peers[party_id=%d].tls_cert"
+                                                % peer.party_id)
+            self._tls = {"cert": read_pem(manual["cert"], "threshold.tls.manual.cert"),
+                         "key": read_pem(manual["key"], "threshold.tls.manual.key"), "roots": roots}
+
     def start(self):
-        """Bind both ports on 127.0.0.1 and serve in background threads (returns at once)."""
+        """Check what the server checks at start, bind both ports, serve in background threads."""
         if self._client_server is not None:
-            raise RuntimeError("party %d: already started" % self.party_id)
+            raise RuntimeError("party %s: already started" % self.party_id)
+        self._check_startable()
         self._stopping.clear()
-        self._load_vault_state()
+        self._load_key_material()
         self._pool = futures.ThreadPoolExecutor(max_workers=max(4, len(self.cfg.peers)),
-                                                thread_name_prefix="kms-sim-p%d-probe" % self.party_id)
+                                                thread_name_prefix="kms-sim-p%s-probe" % self.party_id)
         client = self._new_server("client")
         client.add_generic_rpc_handlers(self._client_handlers())
         peer = self._new_server("peer")
         peer.add_generic_rpc_handlers(self._peer_handlers())
         try:
-            self._bind(client, self.cfg.client_port, "service.listen_port", self.client_tls)
-            self._bind(peer, self.cfg.peer_port, "threshold.listen_port")
+            self._bind(client, self.cfg.client_port, "service.listen_port",
+                       grpc.ssl_server_credentials([tuple(self.client_tls)]) if self.client_tls else None)
+            self._bind(peer, self.cfg.peer_port, "threshold.listen_port", self._peer_server_credentials())
         except Exception:
             client.stop(None)
             peer.stop(None)
@@ -156,8 +215,8 @@ class SimNode(object):
         client.start()
         peer.start()
         self._client_server, self._peer_server = client, peer
-        self.log.info("party %d serving: client %s, peer %s, mode %s", self.party_id,
-                      self.client_endpoint, self.peer_endpoint, self.mode)
+        self.log.info("party %s serving: client %s, peer %s (%s), mode %s", self.party_id, self.client_endpoint,
+                      self.peer_endpoint, "mTLS" if self._tls else "plaintext", self.mode)
         return self
 
     def stop(self, grace=0.2):
@@ -191,39 +250,60 @@ class SimNode(object):
     # ------------------------------------------------------------------ servers
     def _new_server(self, which):
         return grpc.server(
-            futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="kms-sim-p%d-%s" % (self.party_id, which)),
+            futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="kms-sim-p%s-%s" % (self.party_id, which)),
             # Fail loudly when the port is taken instead of silently sharing it.
             options=[("grpc.so_reuseport", 0)])
 
-    def _bind(self, server, port, key, tls=None):
+    def _peer_server_credentials(self):
+        if not self._tls:
+            return None
+        roots = b"".join(pem if pem.endswith(b"\n") else pem + b"\n" for _, pem in sorted(self._tls["roots"].items()))
+        return grpc.ssl_server_credentials([(self._tls["key"], self._tls["cert"])], root_certificates=roots,
+                                           require_client_auth=True)
+
+    def _bind(self, server, port, key, credentials=None):
         address = "%s:%d" % (self.bind_host, port)
         try:
-            if tls:
-                bound = server.add_secure_port(address, grpc.ssl_server_credentials([tuple(tls)]))
+            if credentials is not None:
+                bound = server.add_secure_port(address, credentials)
             else:
                 bound = server.add_insecure_port(address)
         except RuntimeError as exc:
-            raise RuntimeError("party %d: cannot bind %s (%s): %s" % (self.party_id, address, key, exc))
+            raise RuntimeError("party %s: cannot bind %s (%s): %s" % (self.party_id, address, key, exc))
         if bound != port:
-            raise RuntimeError("party %d: cannot bind %s (%s)" % (self.party_id, address, key))
+            raise RuntimeError("party %s: cannot bind %s (%s)" % (self.party_id, address, key))
 
-    @staticmethod
-    def _unary(fn, method):
+    def _recorded(self, fn, method):
+        """``fn`` as a handler of ``method`` that records the call (source address, method, time, code)."""
+        def handler(request, context):
+            entry = {"at": time.time(), "peer": context.peer(), "method": method, "code": "OK"}
+            with self._lock:
+                self._calls.append(entry)
+            try:
+                return fn(request, context)
+            except BaseException:
+                code = context.code() if hasattr(context, "code") else None
+                entry["code"] = getattr(code, "name", None) or "UNKNOWN"
+                raise
+        return handler
+
+    def _unary(self, fn, method, record=False):
         req_cls, resp_cls = P.METHODS[method]
         return grpc.unary_unary_rpc_method_handler(
-            fn, request_deserializer=req_cls.FromString, response_serializer=resp_cls.SerializeToString)
+            self._recorded(fn, method) if record else fn,
+            request_deserializer=req_cls.FromString, response_serializer=resp_cls.SerializeToString)
 
     def _client_handlers(self):
         core = {}
         if self.mode == "full":
-            core["GetHealthStatus"] = self._unary(self._get_health_status, P.METHOD_GET_HEALTH_STATUS)
+            core["GetHealthStatus"] = self._unary(self._get_health_status, P.GET_HEALTH_STATUS, True)
         if self.mode in ("full", "legacy"):
-            core["GetKeyMaterialAvailability"] = self._unary(self._get_key_material, P.METHOD_GET_KEY_MATERIAL)
-            core["NewMpcEpoch"] = self._unary(self._new_mpc_epoch, P.METHOD_NEW_MPC_EPOCH)
-            core["GetEpochResult"] = self._unary(self._get_epoch_result, P.METHOD_GET_EPOCH_RESULT)
+            core["GetKeyMaterialAvailability"] = self._unary(self._get_key_material, P.GET_KEY_MATERIAL, True)
+            core["NewMpcEpoch"] = self._unary(self._new_mpc_epoch, P.NEW_MPC_EPOCH, True)
+            core["GetEpochResult"] = self._unary(self._get_epoch_result, P.GET_EPOCH_RESULT, True)
         # Every mode still registers the KMS service with grpc.health.v1 (health_only is an
         # old node whose RPCs are all missing but whose health service works).
-        handlers = [self._health_handler(("", P.CORE_SERVICE))]
+        handlers = [self._health_handler(("", P.CORE_SERVICE), record=True)]
         if core:
             handlers.append(grpc.method_handlers_generic_handler(P.CORE_SERVICE, core))
         return handlers
@@ -231,32 +311,36 @@ class SimNode(object):
     def _peer_handlers(self):
         epoch_status = grpc.unary_unary_rpc_method_handler(
             self._peer_epoch_status, request_deserializer=_json_loads, response_serializer=_json_dumps)
-        return [self._health_handler(("", P.PEER_HEALTH_SERVICE_NAME)),
+        return [self._health_handler(("", P.PEER_SERVICE_NAME)),
                 grpc.method_handlers_generic_handler(PEER_SIM_SERVICE, {"EpochStatus": epoch_status})]
 
-    def _health_handler(self, services):
+    def _health_handler(self, services, record=False):
         def check(request, context):
             if request.service not in services:
                 context.abort(grpc.StatusCode.NOT_FOUND, "unknown service %r" % request.service)
-            status = 1 if self._serving else 2
-            return M.HealthCheckResponse(status=status)
+            return M.HealthCheckResponse(status=P.SERVING if self._serving else P.NOT_SERVING)
         return grpc.method_handlers_generic_handler(
-            P.HEALTH_SERVICE, {"Check": self._unary(check, P.METHOD_HEALTH_CHECK)})
+            P.HEALTH_SERVICE, {"Check": self._unary(check, P.HEALTH_CHECK, record)})
 
-    # ------------------------------------------------------------------ health
+    # ------------------------------------------------------------------ peers
+    def _peer_channel(self, peer):
+        target = "%s:%d" % (self.peer_host or peer.address, peer.port)
+        if not self._tls:
+            return grpc.insecure_channel(target)
+        creds = grpc.ssl_channel_credentials(root_certificates=self._tls["roots"][peer.party_id],
+                                             private_key=self._tls["key"], certificate_chain=self._tls["cert"])
+        return grpc.secure_channel(target, creds, options=[("grpc.ssl_target_name_override", peer.mpc_identity)])
+
     def _probe_peer(self, peer):
-        host = self.peer_host or peer.address
-        target = "%s:%d" % (host, peer.port)
-        channel = grpc.insecure_channel(target)
+        channel = self._peer_channel(peer)
         started = time.monotonic()
         try:
-            check = channel.unary_unary(P.METHOD_HEALTH_CHECK, request_serializer=P.serializer(P.METHOD_HEALTH_CHECK),
-                                        response_deserializer=P.deserializer(P.METHOD_HEALTH_CHECK))
-            resp = check(M.HealthCheckRequest(service=P.PEER_HEALTH_SERVICE_NAME), timeout=self.peer_timeout)
+            resp = P.call(channel, P.HEALTH_CHECK, M.HealthCheckRequest(service=P.PEER_SERVICE_NAME),
+                          timeout=self.peer_timeout)
             latency = int(round((time.monotonic() - started) * 1000))
-            if resp.status == 1:
+            if resp.status == P.SERVING:
                 return peer, True, latency, ""
-            return peer, False, latency, "peer health: %s" % P.SERVING_STATUS_NAMES.get(resp.status, resp.status)
+            return peer, False, latency, "peer health: status %d (not SERVING)" % resp.status
         except grpc.RpcError as exc:
             latency = int(round((time.monotonic() - started) * 1000))
             return peer, False, latency, "%s: %s" % (exc.code().name, exc.details())
@@ -270,21 +354,23 @@ class SimNode(object):
             return [self._probe_peer(p) for p in self.cfg.peers]
         return list(pool.map(self._probe_peer, self.cfg.peers))
 
+    # ------------------------------------------------------------------ health
     def _get_health_status(self, request, context):
         if self.health_delay:
             time.sleep(self.health_delay)
-        probes = self.peer_reachability()
-        reachable = 1 + sum(1 for _, ok, _, _ in probes if ok)
-        resp = M.HealthStatusResponse(node_type=2)
-        ctx = resp.peers_from_all_contexts.add()
-        ctx.context_id.request_id = self.context_id
-        ctx.my_party_id = self.party_id
-        ctx.threshold_required = self.t + 1
-        ctx.nodes_reachable = reachable
-        ctx.status = P.HEALTH_STATUS_VALUES[P.status_for(self.n, reachable)]
-        for peer, ok, latency, error in probes:
-            ctx.peers.add(peer_id=peer.party_id, endpoint=peer.endpoint, reachable=ok,
-                          latency_ms=latency if ok else 0, error=error)
+        resp = M.HealthStatusResponse(node_type=P.NODE_TYPE["NODE_TYPE_THRESHOLD"])
+        if self.party_id is not None and self.cfg.n:
+            probes = self.peer_reachability()
+            reachable = 1 + sum(1 for _, ok, _, _ in probes if ok)
+            ctx = resp.peers_from_all_contexts.add()
+            ctx.context_id.request_id = self.context_id
+            ctx.my_party_id = self.party_id
+            ctx.threshold_required = self.t + 1
+            ctx.nodes_reachable = reachable
+            ctx.status = P.health_status(self.n, reachable)
+            for peer, ok, latency, error in probes:
+                ctx.peers.add(peer_id=peer.party_id, endpoint=peer.endpoint, reachable=ok,
+                              latency_ms=latency if ok else 0, error=error)
         ids = self._material()
         resp.my_fhe_key_ids.extend(ids["fhe_key_ids"])
         resp.my_crs_ids.extend(ids["crs_ids"])
@@ -300,7 +386,8 @@ class SimNode(object):
         }
 
     def _storage_info(self):
-        return "Threshold KMS (simulated) party %d - private vault: %s" % (self.party_id, self.cfg.private_vault.describe())
+        return "Threshold KMS (simulated) party %s - private vault: %s" % (self.party_id,
+                                                                          self.cfg.private_vault.describe())
 
     def _get_key_material(self, request, context):
         ids = self._material()
@@ -308,51 +395,54 @@ class SimNode(object):
             fhe_key_ids=ids["fhe_key_ids"], crs_ids=ids["crs_ids"],
             preprocessing_ids=ids["preprocessing_ids"], storage_info=self._storage_info())
 
-    # ------------------------------------------------------------------ vault state
-    def _load_vault_state(self):
-        """Epochs whose EpochData is already in the private vault are done (like a restart)."""
-        try:
-            names = self.private.list_names("EpochData")
-        except StorageError as exc:
-            self.warnings.append("could not read the private vault at start-up: %s" % exc)
-            self.log.warning("party %d: %s", self.party_id, self.warnings[-1])
-            return False
-        with self._lock:
-            for name in names:
-                if P.is_request_id(name) and name not in self._epochs:
-                    self._epochs[name] = {"state": "done", "context_id": None, "source": "vault",
-                                          "waiting_for": [], "error": ""}
-            self._vault_loaded = True
+    def _load_key_material(self):
         for folder, key in (("PublicKey", "fhe_key_ids"), ("CRS", "crs_ids")):
             try:
                 self._key_ids[key] = [n for n in self.public.list_names(folder) if P.is_request_id(n)]
             except StorageError:
                 pass  # the public vault may not exist yet; key material is then empty
-        return True
 
     # ------------------------------------------------------------------ epochs
     def _new_mpc_epoch(self, request, context):
         context_id = request.context_id.request_id
         epoch_id = request.epoch_id.request_id
+        entry = {"context_id": context_id, "epoch_id": epoch_id, "at": time.time(),
+                 "signing_schemes": list(request.signing_schemes), "peer": context.peer()}
+        with self._lock:
+            self.requests.append(entry)
         for field, value in (("context_id", context_id), ("epoch_id", epoch_id)):
             if not P.is_request_id(value):
+                entry["result"] = "INVALID_ARGUMENT"
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                               "%s: must be 64 lower-case hex characters without 0x, got %r" % (field, value))
-        if not self._vault_loaded:
-            self._load_vault_state()
+        if self.new_epoch_error:
+            code, details = self.new_epoch_error
+            entry["result"] = code.name
+            context.abort(code, details)
+        if self.party_id is None:
+            entry["result"] = "FAILED_PRECONDITION"
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this node has no my_id: it is not in any context")
         with self._lock:
-            entry = {"context_id": context_id, "epoch_id": epoch_id, "at": time.time(),
-                     "signing_schemes": list(request.signing_schemes)}
-            self.requests.append(entry)
-            if self.new_epoch_error:
-                code, details = self.new_epoch_error
-                entry["result"] = code.name
-                context.abort(code, details)
-            if epoch_id in self._epochs:
+            record = self._epochs.get(epoch_id)
+            if record is not None and record["state"] == "running":
                 entry["result"] = "ALREADY_EXISTS"
-                state = self._epochs[epoch_id]["state"]
                 context.abort(grpc.StatusCode.ALREADY_EXISTS,
-                              "epoch %s already exists on party %d (%s)" % (epoch_id, self.party_id, state))
+                              "Epoch ID %s is already being created on party %d" % (epoch_id, self.party_id))
+        try:
+            in_vault = record is not None and record["state"] == "done" or \
+                self.private.get(self.cfg.private_vault.key("EpochData", epoch_id)) is not None
+        except StorageError as exc:
+            entry["result"] = "INTERNAL"
+            context.abort(grpc.StatusCode.INTERNAL, "cannot read the private vault: %s" % exc)
+        if in_vault:
+            entry["result"] = "INVALID_ARGUMENT"
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Epoch ID %s already exists" % epoch_id)
+        with self._lock:
+            record = self._epochs.get(epoch_id)
+            if record is not None and record["state"] in ("running", "done"):  # a concurrent twin won
+                entry["result"] = "ALREADY_EXISTS"
+                context.abort(grpc.StatusCode.ALREADY_EXISTS,
+                              "Epoch ID %s is already being created on party %d" % (epoch_id, self.party_id))
             entry["result"] = "OK"
             self._epochs[epoch_id] = {"state": "running", "context_id": context_id, "source": "request",
                                       "waiting_for": [p.party_id for p in self.cfg.peers], "error": "",
@@ -373,7 +463,7 @@ class SimNode(object):
 
     def _ask_peer(self, channels, peer, epoch_id, context_id):
         if peer.party_id not in channels:
-            channels[peer.party_id] = grpc.insecure_channel("%s:%d" % (self.peer_host or peer.address, peer.port))
+            channels[peer.party_id] = self._peer_channel(peer)
         call = channels[peer.party_id].unary_unary(
             METHOD_EPOCH_STATUS, request_serializer=_json_dumps, response_deserializer=_json_loads)
         try:
@@ -411,7 +501,7 @@ class SimNode(object):
             return
         body = _json_dumps({"simulated": True, "party_id": self.party_id, "epoch_id": epoch_id,
                             "context_id": context_id, "n": self.n, "t": self.t,
-                            "parties": sorted([p.party_id for p in self.cfg.peers] + [self.party_id])})
+                            "parties": [p.party_id for p in self.cfg.all_peers]})
         try:
             self.private.put(self.cfg.private_vault.key("Context", context_id), body)
             self.private.put(self.cfg.private_vault.key("EpochData", epoch_id), body)
@@ -430,7 +520,7 @@ class SimNode(object):
         with self._lock:
             record = dict(self._epochs.get(epoch_id) or {})
         if not record:
-            context.abort(grpc.StatusCode.NOT_FOUND, "no epoch %s on party %d" % (epoch_id, self.party_id))
+            context.abort(grpc.StatusCode.NOT_FOUND, "no epoch %s on party %s" % (epoch_id, self.party_id))
         if self.epoch_result_hang:
             self._stopping.wait(self.epoch_result_hang)
         if record["state"] == "running":
@@ -439,6 +529,4 @@ class SimNode(object):
         if record["state"] == "failed":
             context.abort(grpc.StatusCode.INTERNAL, "epoch %s failed on party %d: %s"
                           % (epoch_id, self.party_id, record["error"]))
-        resp = M.EpochResultResponse()
-        resp.epoch_id.request_id = epoch_id
-        return resp
+        return M.EpochResultResponse()

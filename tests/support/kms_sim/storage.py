@@ -52,6 +52,38 @@ class VaultStore(object):
             with self._lock:
                 self._ram[key] = body
 
+    def get(self, key):
+        """Bytes stored at ``key``, or None when there is nothing."""
+        kind = self.vault.kind
+        if kind == "s3":
+            try:
+                return self._s3().get_object(Bucket=self.vault.bucket, Key=key)["Body"].read()
+            except Exception as exc:
+                code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+                if code in ("NoSuchKey", "404"):
+                    return None
+                raise StorageError("GetObject s3://%s/%s failed: %s" % (self.vault.bucket, key, exc))
+        if kind == "file":
+            path = os.path.join(self.vault.path, key.lstrip("/"))
+            if not os.path.isfile(path):
+                return None
+            with open(path, "rb") as handle:
+                return handle.read()
+        with self._lock:
+            return self._ram.get(key)
+
+    def delete(self, key):
+        kind = self.vault.kind
+        if kind == "s3":
+            self._s3_call("DeleteObject", self._s3().delete_object, Bucket=self.vault.bucket, Key=key)
+        elif kind == "file":
+            path = os.path.join(self.vault.path, key.lstrip("/"))
+            if os.path.isfile(path):
+                os.unlink(path)
+        else:
+            with self._lock:
+                self._ram.pop(key, None)
+
     def list_names(self, folder):
         """Names directly under ``<prefix>/<folder>/``."""
         prefix = self.vault.key(folder) + "/"

@@ -1,5 +1,9 @@
 """Helpers for tests that use the simulator: ports, a moto server process, networks, playbooks.
 
+A node does not start without its signing key (like the server): ``node_with_keys()`` and
+``SimNetwork`` run the simulator's key generation first, as the StatefulSet's init container
+does in the sandbox.
+
 Ports: everything started here lives in 22000-22799, one block of 200 per pytest-xdist
 worker (``port_block()``), so parallel workers never collide.
 """
@@ -12,8 +16,12 @@ import tempfile
 import time
 
 from . import network as net
-from ._collection import ROOT
+from .config import Vault, apply_env_overrides, vault_of
+from .keygen import generate_keys
 from .node import SimNode
+from .storage import VaultStore
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}
 
@@ -74,6 +82,45 @@ class MotoProcess(object):
                             config=Config(s3={"addressing_style": "path"}))
 
 
+def keygen_config(server_config, env=None, tls_subject=None):
+    """The key-generation config (kms-gen-keys) of the node that ``server_config`` describes.
+
+    Same vault and [aws] sections, ``[keygen]``, and ``[threshold] my_id`` + ``tls_subject``
+    (default: the node's own mpc_identity, else its address).
+    """
+    config = apply_env_overrides(server_config, env)
+    doc = {"keygen": {}}
+    for section in ("aws", "public_vault", "private_vault"):
+        if section in config:
+            doc[section] = config[section]
+    threshold = config.get("threshold") or {}
+    my_id = threshold.get("my_id")
+    if my_id is not None:
+        doc["threshold"] = {"my_id": int(my_id)}
+        if tls_subject is None:
+            for peer in threshold.get("peers") or []:
+                if int(peer["party_id"]) == int(my_id):
+                    tls_subject = peer.get("mpc_identity") or peer["address"]
+        doc["threshold"]["tls_subject"] = tls_subject or "party%d" % int(my_id)
+    return doc
+
+
+def ram_stores(server_config):
+    """{"private", "public"} vault stores for a node whose vaults are RAM (shared by keygen and node)."""
+    aws = server_config.get("aws") or {}
+    return {kind: VaultStore(vault_of(server_config, kind + "_vault") or Vault("ram"), aws.get("region"),
+                             aws.get("s3_endpoint")) for kind in ("private", "public")}
+
+
+def node_with_keys(server_config, env=None, stores=None, **kwargs):
+    """A SimNode for ``server_config`` after running key generation for it (as the init container would)."""
+    if stores is None and all((vault_of(server_config, s) or Vault("ram")).kind == "ram"
+                              for s in ("private_vault", "public_vault")):
+        stores = ram_stores(server_config)
+    generate_keys(keygen_config(server_config, env), stores=stores)
+    return SimNode(server_config, env=env, stores=stores, **kwargs)
+
+
 class SimNetwork(object):
     """n simulated nodes on 127.0.0.1 (peer port peer_base + i, client port client_base + i)."""
 
@@ -84,6 +131,7 @@ class SimNetwork(object):
         self.modes = modes or {}
         self.node_kwargs = node_kwargs
         self.nodes = {}
+        self.stores = {pid: ram_stores(cfg) for pid, cfg in self.configs.items()} if storage == "ram" else {}
 
     def node(self, party_id):
         return self.nodes[party_id]
@@ -94,7 +142,7 @@ class SimNetwork(object):
                 continue
             kwargs = dict(self.node_kwargs)
             kwargs.update(mode=self.modes.get(pid, "full"))
-            self.nodes[pid] = SimNode(self.configs[pid], **kwargs).start()
+            self.nodes[pid] = node_with_keys(self.configs[pid], stores=self.stores.get(pid), **kwargs).start()
         return self
 
     def stop(self, parties=None):

@@ -86,6 +86,7 @@ _DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+_PORT_FORWARD_PATH = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/portforward/?$")
 
 
 def now_iso() -> str:
@@ -150,6 +151,12 @@ class KubeEmulator(kmock.KubernetesEmulator):
     _next_node_port: int = attrs.field(default=30000, init=False)
     _log_lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
     api_requests: collections.deque = attrs.field(factory=lambda: collections.deque(maxlen=100000), init=False)
+    # Port-forward (see _serve_port_forward): ``port_forward_target(namespace, pod, port)`` gives
+    # the (host, port) behind a pod's port or raises LookupError naming why there is none;
+    # ``source_address`` is the local address the emulator connects from (the sandbox gives each
+    # party's "cluster" its own loopback address, so the node can tell in-cluster callers apart).
+    port_forward_target: Callable[[str, str, int], tuple[str, int]] | None = None
+    source_address: str | None = None
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -185,6 +192,9 @@ class KubeEmulator(kmock.KubernetesEmulator):
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         """kmock's ``RawHandler.__call__`` with our request parser (kmock's fails on /api/v1/namespaces)."""
         started = time.monotonic()
+        forward = _PORT_FORWARD_PATH.match(raw_request.path)
+        if forward is not None:
+            return await self._serve_port_forward(raw_request, forward.group(1), forward.group(2), started)
         await raw_request.read()
         raw_response: aiohttp.web.StreamResponse | None = None
         try:
@@ -279,6 +289,107 @@ class KubeEmulator(kmock.KubernetesEmulator):
             "message": f"emulator error: {exc!r}", "reason": "InternalError", "code": 500,
             "details": {"causes": [{"message": traceback.format_exc()}]},
         }, status=500)
+
+    # ------------------------------------------------------------------ port-forward
+    async def _serve_port_forward(self, raw_request: aiohttp.web.BaseRequest, namespace: str, pod: str,
+                                  started: float) -> aiohttp.web.StreamResponse:
+        """``/api/v1/namespaces/{ns}/pods/{pod}/portforward?ports=N[,M]`` over a websocket.
+
+        The ``v4.channel.k8s.io`` framing of the API server: every binary message starts with a
+        channel byte; port i of the request has data channel 2i and error channel 2i+1, and the
+        first message on each channel carries the port number (2 bytes, little-endian). Each
+        requested port gets one connection to ``port_forward_target(namespace, pod, port)``,
+        opened from ``source_address``; a connection that fails is reported on the error
+        channel, and the websocket closes when the pod side closes.
+        """
+        agent = ((raw_request.headers.get("User-Agent") or "").split() or ["-"])[0]
+
+        def refuse(code: int, reason: str, message: str) -> aiohttp.web.StreamResponse:
+            self._log_request(raw_request.method, raw_request.path_qs, code, time.monotonic() - started, agent)
+            return aiohttp.web.json_response({"apiVersion": "v1", "kind": "Status", "metadata": {},
+                                              "status": "Failure", "message": message, "reason": reason,
+                                              "code": code}, status=code)
+
+        if raw_request.method not in ("GET", "POST"):
+            return refuse(405, "MethodNotAllowed", f"method {raw_request.method} not allowed for portforward")
+        ports: list[int] = []
+        for value in raw_request.query.getall("ports", []):
+            for item in value.split(","):
+                if not item.strip().isdigit() or not 0 < int(item) < 65536:
+                    return refuse(400, "BadRequest", f"invalid port {item!r}")
+                ports.append(int(item))
+        if not ports:
+            return refuse(400, "BadRequest", "at least one port must be specified")
+        if self.get_object("v1/namespaces", None, namespace) is None:
+            return refuse(404, "NotFound", f'namespaces "{namespace}" not found')
+        targets: dict[int, tuple[str, int] | str] = {}
+        for port in ports:
+            if self.port_forward_target is None:
+                return refuse(404, "NotFound", f'pods "{pod}" not found')
+            try:
+                targets[port] = self.port_forward_target(namespace, pod, port)
+            except KeyError as exc:  # no such pod
+                return refuse(404, "NotFound", str(exc.args[0]) if exc.args else f'pods "{pod}" not found')
+            except LookupError as exc:  # the pod exists but nothing serves that port
+                targets[port] = str(exc)
+        if raw_request.headers.get("Upgrade", "").lower() != "websocket":
+            return refuse(400, "BadRequest", "Upgrade request required")
+        ws = aiohttp.web.WebSocketResponse(protocols=("v4.channel.k8s.io",))
+        await ws.prepare(raw_request)
+        self._log_request(raw_request.method, raw_request.path_qs, 101, time.monotonic() - started, agent)
+        writers: dict[int, asyncio.StreamWriter] = {}
+        pumps: list[asyncio.Task] = []
+
+        async def pump(index: int, reader: asyncio.StreamReader) -> None:
+            try:
+                while True:
+                    data = await reader.read(65536)
+                    if not data:
+                        break
+                    await ws.send_bytes(bytes((2 * index,)) + data)
+            except (ConnectionError, RuntimeError):
+                pass
+            await ws.close()  # the pod side is gone: end the stream
+
+        for index, port in enumerate(ports):
+            head = port.to_bytes(2, "little")
+            await ws.send_bytes(bytes((2 * index,)) + head)
+            await ws.send_bytes(bytes((2 * index + 1,)) + head)
+            target = targets[port]
+            problem = target if isinstance(target, str) else None
+            if problem is None:
+                host, target_port = target
+                try:
+                    reader, writer = await asyncio.open_connection(
+                        host, target_port, local_addr=(self.source_address, 0) if self.source_address else None)
+                except OSError as exc:
+                    problem = f"dial tcp {host}:{target_port}: {exc.strerror or exc}"
+                else:
+                    writers[index] = writer
+                    pumps.append(asyncio.ensure_future(pump(index, reader)))
+            if problem is not None:
+                await ws.send_bytes(bytes((2 * index + 1,)) + (
+                    f"error forwarding port {port} to pod {pod}, uid : {problem}").encode())
+        try:
+            if not writers:
+                return ws
+            async for message in ws:
+                if message.type != aiohttp.WSMsgType.BINARY or not message.data:
+                    continue
+                channel = message.data[0]
+                writer = writers.get(channel // 2) if channel % 2 == 0 else None
+                if writer is not None and len(message.data) > 1:
+                    writer.write(message.data[1:])
+                    await writer.drain()
+        except (ConnectionError, RuntimeError):
+            pass
+        finally:
+            for task in pumps:
+                task.cancel()
+            for writer in writers.values():
+                writer.close()
+            await ws.close()
+        return ws
 
     # ------------------------------------------------------------------ discovery
     def _get_resources(self) -> list[kmock.resource]:

@@ -48,8 +48,9 @@ NODE_NAME = "sandbox-node-1"
 class PodState:
     """What the kubelet would say about the pod(s) of a workload."""
     ready: bool
-    reason: str | None = None     # waiting reason when not ready: ContainerCreating, CrashLoopBackOff, ...
-    message: str | None = None
+    reason: str | None = None     # waiting reason when not ready: ContainerCreating, CrashLoopBackOff,
+    message: str | None = None    # Init:Error, Init:CrashLoopBackOff (then init_container names the one)
+    init_container: str | None = None
 
 
 class PodRunner(Protocol):
@@ -325,8 +326,10 @@ class WorkloadController:
 
     def _pod_status(self, pod: dict, state: PodState) -> dict:
         old = pod.get("status") or {}
-        containers = (pod.get("spec") or {}).get("containers") or []
+        spec = pod.get("spec") or {}
+        containers = spec.get("containers") or []
         start = old.get("startTime") or now_iso()
+        init_statuses, blocked = self._init_statuses(old, spec.get("initContainers") or [], state)
         statuses = []
         previous = {c.get("name"): c for c in old.get("containerStatuses") or []}
         for container in containers:
@@ -334,6 +337,8 @@ class WorkloadController:
             if state.ready:
                 running = (before.get("state") or {}).get("running") or {"startedAt": now_iso()}
                 cstate = {"running": running}
+            elif blocked:
+                cstate = {"waiting": {"reason": "PodInitializing"}}
             else:
                 cstate = {"waiting": {"reason": state.reason or "ContainerCreating", **({"message": state.message} if state.message else {})}}
             statuses.append({
@@ -342,18 +347,61 @@ class WorkloadController:
                 "restartCount": int(before.get("restartCount", 0)), "state": cstate,
             })
         ready = "True" if state.ready else "False"
-        return {
+        initialized = ("False", "ContainersNotInitialized", f"containers with incomplete status: [{blocked}]") \
+            if blocked else ("True", "", "")
+        status = {
             "phase": "Running" if state.ready else "Pending",
             "hostIP": "127.0.0.1", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}],
             "startTime": start, "qosClass": old.get("qosClass", "Burstable"),
             "conditions": _conditions(old.get("conditions"), [
                 ("PodScheduled", "True", "", ""),
-                ("Initialized", "True", "", ""),
+                ("Initialized", *initialized),
                 ("ContainersReady", ready, "" if state.ready else "ContainersNotReady", "" if state.ready else (state.message or "containers with unready status")),
                 ("Ready", ready, "" if state.ready else "ContainersNotReady", "" if state.ready else (state.message or "containers with unready status")),
             ]),
             "containerStatuses": statuses,
         }
+        if init_statuses:
+            status["initContainerStatuses"] = init_statuses
+        return status
+
+    @staticmethod
+    def _init_statuses(old: dict, init_containers: list, state: PodState) -> tuple[list[dict], str | None]:
+        """initContainerStatuses: completed up to the one that fails (``state.init_container``),
+        which is waiting in CrashLoopBackOff (or terminated with Error the first time); the
+        ones after it wait. Returns (statuses, name of the failing init container or None)."""
+        failing = state.init_container if not state.ready else None
+        if failing not in [c.get("name") for c in init_containers]:
+            failing = None
+        previous = {c.get("name"): c for c in old.get("initContainerStatuses") or []}
+        statuses, seen_failing = [], False
+        for container in init_containers:
+            name = container.get("name")
+            before = previous.get(name) or {}
+            restarts = int(before.get("restartCount", 0))
+            last = {}
+            if not state.ready and state.reason == "ContainerCreating":
+                cstate = {"waiting": {"reason": "PodInitializing"}}   # volumes not mounted yet
+            elif name == failing:
+                seen_failing = True
+                terminated = {"exitCode": 1, "reason": "Error", **({"message": state.message} if state.message else {})}
+                if (state.reason or "").endswith("CrashLoopBackOff"):
+                    cstate = {"waiting": {"reason": "CrashLoopBackOff", **({"message": state.message} if state.message else {})}}
+                    last = {"terminated": terminated}
+                    if not (before.get("state") or {}).get("waiting"):
+                        restarts += 1
+                else:
+                    cstate = {"terminated": terminated}
+            elif seen_failing:
+                cstate = {"waiting": {"reason": "PodInitializing"}}
+            else:
+                cstate = {"terminated": {"exitCode": 0, "reason": "Completed"}}
+            entry = {"name": name, "image": container.get("image"), "imageID": "",
+                     "ready": cstate.get("terminated", {}).get("exitCode") == 0, "started": False, "restartCount": restarts, "state": cstate}
+            if last:
+                entry["lastState"] = last
+            statuses.append(entry)
+        return statuses, failing
 
     def _deployment(self, namespace: str, name: str) -> None:
         obj = self.emulator.get_object(DEPLOYMENTS, namespace, name)

@@ -11,9 +11,16 @@ Services (127.0.0.1 only):
         (default 6440 + i) and the controllers that start a KMS node simulator when party i's
         StatefulSet is applied; API requests logged to logs/kube-p<i>.requests.log
 
+Accounts: with an inventory, every party gets its own AWS account in the stand-in (the
+network definition's ``aws_account_id``): ``up`` creates an IAM user and access key in each
+account (moto maps a key to the account it was created in) and writes them, one profile
+``party<i>`` per party with its region, to aws/credentials and aws/config. A party's controller
+(``mpc_aws_profile``) and its load balancer controller use only that profile.
+
 State lives in $SANDBOX_DIR (default .sandbox/ at the repository root): pids/, logs/,
-state/kube.json, kube/kubeconfig-p<i>.yaml and env (``. .sandbox/env`` exports the dummy AWS
-credentials, the region and the SANDBOX_* ports). ``up`` is idempotent and waits until every
+state/kube.json, kube/kubeconfig-p<i>.yaml, aws/ and env (``. .sandbox/env`` points at the
+credential files (or exports dummy credentials when there are no per-party accounts), the
+region and the SANDBOX_* ports). ``up`` is idempotent and waits until every
 service answers; ``down`` stops exactly the process groups recorded in pids/ and removes
 nothing else. Emulator state is in memory: ``down`` then ``up`` starts from empty clusters
 (the AWS stand-in forgets everything as well).
@@ -92,6 +99,14 @@ class Settings:
 
     def log_file(self, service: str) -> Path:
         return self.logs / f"{service}.log"
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.dir / "aws" / "credentials"
+
+    @property
+    def config_file(self) -> Path:
+        return self.dir / "aws" / "config"
 
     def kube_state(self) -> dict | None:
         try:
@@ -218,9 +233,80 @@ def child_env(settings: Settings, region: str) -> dict:
     })
     for var in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CA_BUNDLE"):
         env.pop(var, None)
+    # the per-party profiles (ensure_accounts) for the load balancer controller of each party
+    env["AWS_SHARED_CREDENTIALS_FILE"] = str(settings.credentials_file)
+    env["AWS_CONFIG_FILE"] = str(settings.config_file)
     if settings.aws_scheme == "https":
         env["AWS_CA_BUNDLE"] = str(settings.ca_bundle)
     return env
+
+
+def party_accounts(network: dict) -> list[tuple[int, str, str]]:
+    """(party id, account id, region) of every party of the network definition that names an account."""
+    rows = []
+    for party in sorted(network.get("parties") or [], key=lambda p: int(p.get("party_id", 0))):
+        account = str(party.get("aws_account_id") or "")
+        if account.isdigit() and len(account) == 12:
+            rows.append((int(party["party_id"]), account, str(party.get("region") or "eu-west-1")))
+    return rows
+
+
+def _read_profiles(path: Path) -> dict:
+    import configparser
+
+    parser = configparser.ConfigParser()
+    parser.read(path)
+    return {name: dict(parser[name]) for name in parser.sections()}
+
+
+def ensure_accounts(settings: Settings, accounts: list[tuple[int, str, str]]) -> dict[int, str]:
+    """One IAM user and access key per party, in the party's own account of the AWS stand-in,
+    written as profile ``party<i>`` (credentials and region). Keys that still map to their
+    account are kept (``up`` is idempotent); the stand-in forgets them when it restarts, and
+    they are made again. Returns {party id: profile name}."""
+    import configparser
+
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    verify = str(settings.ca_bundle) if settings.aws_scheme == "https" else None
+    known = _read_profiles(settings.credentials_file) if settings.credentials_file.is_file() else {}
+    credentials, config, profiles = configparser.ConfigParser(), configparser.ConfigParser(), {}
+    for party, account, region in accounts:
+        profile = f"party{party}"
+        keys = known.get(profile) or {}
+        owner = None
+        if keys.get("aws_access_key_id"):
+            try:
+                owner = boto3.client("sts", endpoint_url=settings.aws_url, region_name=region, verify=verify,
+                                     aws_access_key_id=keys["aws_access_key_id"],
+                                     aws_secret_access_key=keys["aws_secret_access_key"]).get_caller_identity()["Account"]
+            except (BotoCoreError, ClientError, KeyError):
+                owner = None
+        if owner != account:
+            iam = boto3.client("iam", endpoint_url=settings.aws_url, region_name=region, verify=verify,
+                               aws_access_key_id="sandbox-bootstrap", aws_secret_access_key="sandbox-bootstrap")
+            # moto's way of naming the account of a request that has no key of that account yet
+            iam.meta.events.register("before-sign.iam.*", lambda request, _account=account, **_:
+                                     request.headers.__setitem__("x-moto-account-id", _account))
+            try:
+                iam.create_user(UserName="sandbox-operator")
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "EntityAlreadyExists":
+                    raise SandboxError(f"aws: cannot create the operator of party {party} in account {account}: {exc}")
+            new = iam.create_access_key(UserName="sandbox-operator")["AccessKey"]
+            keys = {"aws_access_key_id": new["AccessKeyId"], "aws_secret_access_key": new["SecretAccessKey"]}
+        credentials[profile] = {"aws_access_key_id": keys["aws_access_key_id"],
+                                "aws_secret_access_key": keys["aws_secret_access_key"]}
+        config[f"profile {profile}"] = {"region": region}
+        profiles[party] = profile
+    settings.credentials_file.parent.mkdir(parents=True, exist_ok=True)
+    settings.credentials_file.parent.chmod(0o700)
+    for path, parser in ((settings.credentials_file, credentials), (settings.config_file, config)):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            parser.write(handle)
+    return profiles
 
 
 def spawn(settings: Settings, service: str, command: list[str], env: dict) -> subprocess.Popen:
@@ -285,8 +371,18 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     region = regions[0] if regions else os.environ.get("AWS_DEFAULT_REGION", "eu-west-1")
     env = child_env(settings, region)
     started: dict[str, subprocess.Popen] = {}
+    accounts = party_accounts(network)
+    profiles: dict[int, str] = {}
 
     for service in services:
+        if service == "kube" and accounts and "aws" in services:
+            # the accounts exist before the load balancer controller uses them
+            problems = wait_ready(settings, ["aws"], parties, args.timeout, started)
+            if not problems:
+                profiles = ensure_accounts(settings, accounts)
+        elif service == "kube" and accounts and settings.credentials_file.is_file():
+            known = _read_profiles(settings.credentials_file)
+            profiles = {party: f"party{party}" for party, _, _ in accounts if f"party{party}" in known}
         pid = running_pid(settings, service)
         if pid:
             print(f"{service}: already running (pid {pid})")
@@ -315,6 +411,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
             command = [sys.executable, "-m", "tests.support.sandbox.kube_process", "--parties", str(parties),
                        "--base-port", str(settings.kube_base_port), "--state-dir", str(settings.dir),
                        "--aws-endpoint", settings.aws_url, "--regions", ",".join(regions)]
+            if profiles:
+                command += ["--aws-profiles", ",".join(profiles.get(i, "") for i in range(1, parties + 1))]
             if args.crds:
                 command += ["--crds", args.crds]
             (settings.dir / "state").mkdir(parents=True, exist_ok=True)
@@ -323,6 +421,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{service}: started (pid {started[service].pid}), log {settings.log_file(service)}")
 
     problems = wait_ready(settings, services, parties, args.timeout, started)
+    if not problems and accounts and "aws" in services and not profiles:
+        profiles = ensure_accounts(settings, accounts)
     if problems:
         for service, message in problems.items():
             print(f"{service}: {message}\n--- last lines of {settings.log_file(service)}:\n"
@@ -332,7 +432,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
                 stop_group(proc.pid)
                 settings.pid_file(service).unlink(missing_ok=True)
         return 1
-    write_env(settings, region)
+    write_env(settings, region, per_party_accounts=bool(profiles) or settings.credentials_file.is_file())
     cmd_status(args, settings)
     print(f"environment: . {settings.dir / 'env'}")
     return 0
@@ -360,11 +460,19 @@ def wait_ready(settings: Settings, services: list[str], parties: int, timeout: f
     return {service: f"did not answer within {timeout:.0f}s" for service in pending}
 
 
-def write_env(settings: Settings, region: str) -> None:
-    lines = [
-        "# written by tools/sandbox up; source it: . .sandbox/env",
-        "export AWS_ACCESS_KEY_ID=testing",
-        "export AWS_SECRET_ACCESS_KEY=testing",
+def write_env(settings: Settings, region: str, per_party_accounts: bool = False) -> None:
+    lines = ["# written by tools/sandbox up; source it: . .sandbox/env"]
+    if per_party_accounts:
+        # Each party's own account: its profile (mpc_aws_profile) in these files. No key in the
+        # environment: amazon.aws refuses a profile together with keys.
+        lines += [
+            "unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE",
+            f"export AWS_SHARED_CREDENTIALS_FILE={settings.credentials_file}",
+            f"export AWS_CONFIG_FILE={settings.config_file}",
+        ]
+    else:
+        lines += ["export AWS_ACCESS_KEY_ID=testing", "export AWS_SECRET_ACCESS_KEY=testing"]
+    lines += [
         f"export AWS_DEFAULT_REGION={region}",
         f"export SANDBOX_DIR={settings.dir}",
         f"export SANDBOX_AWS_PORT={settings.aws_port}",

@@ -17,6 +17,13 @@ deleting the Service (or changing its type) deletes them all.
 
 Without the subnets annotation no load balancer is created (the real controller would
 discover subnets by their ``kubernetes.io/role/internal-elb`` tags): only a hostname is set.
+
+The controller itself is emulated too: :func:`controller_deployment` is the Deployment
+``kube-system/aws-load-balancer-controller`` an operator's installation would leave (the status
+controller marks it available). With the emulation switched off (``SANDBOX_LB_CONTROLLER=absent``,
+see kube_process.py) a cluster has neither that Deployment nor load balancers:
+:class:`NoLoadBalancers` leaves every Service of type LoadBalancer pending, as a real cluster
+without the controller does.
 """
 from __future__ import annotations
 
@@ -55,13 +62,46 @@ def resource_name(namespace: str, name: str, *salt: Any) -> str:
     return f"k8s-{_clean(namespace, 8)}-{_clean(name, 8)}-{digest}"
 
 
+CONTROLLER_NAMESPACE = "kube-system"
+CONTROLLER_NAME = "aws-load-balancer-controller"
+
+
+def controller_deployment() -> dict:
+    """The controller's Deployment as an installation leaves it (what a verification reads)."""
+    labels = {"app.kubernetes.io/name": CONTROLLER_NAME, "app.kubernetes.io/instance": CONTROLLER_NAME}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": CONTROLLER_NAME, "namespace": CONTROLLER_NAMESPACE, "labels": labels,
+                     "annotations": {"sandbox.kms.local/emulated": "load balancers provisioned in the AWS stand-in"}},
+        "spec": {"replicas": 2, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels},
+                              "spec": {"serviceAccountName": CONTROLLER_NAME,
+                                       "containers": [{"name": CONTROLLER_NAME,
+                                                       "image": "public.ecr.aws/eks/aws-load-balancer-controller:v3.5.0"}]}}},
+    }
+
+
+class NoLoadBalancers:
+    """No controller in the cluster: Services of type LoadBalancer never get an address."""
+
+    def ensure(self, service: dict) -> str | None:
+        meta = service["metadata"]
+        LOG.debug("Service %s/%s: no load balancer controller, left pending", meta.get("namespace"), meta["name"])
+        return None
+
+    def delete(self, service: dict) -> None:
+        pass
+
+
 class AwsLoadBalancers:
     """:class:`~tests.support.kube_emulator.LoadBalancerProvider` backed by elbv2 (moto)."""
 
-    def __init__(self, endpoint_url: str, region: str, cluster_name: str | None = None) -> None:
+    def __init__(self, endpoint_url: str, region: str, cluster_name: str | None = None,
+                 profile: str | None = None) -> None:
         self.endpoint_url = endpoint_url
         self.region = region
         self.cluster_name = cluster_name
+        self.profile = profile  # the party's own account (as the controller's IRSA role), else the environment's keys
         self._fallback = FakeLoadBalancers(region)
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -70,7 +110,7 @@ class AwsLoadBalancers:
     def _client(self, service: str) -> Any:
         with self._lock:
             if service not in self._clients:
-                self._clients[service] = boto3.session.Session().client(
+                self._clients[service] = boto3.session.Session(profile_name=self.profile).client(
                     service, endpoint_url=self.endpoint_url, region_name=self.region)
             return self._clients[service]
 

@@ -1,0 +1,370 @@
+"""EKS calls moto 5.2.5 lacks or answers unlike EKS, for cluster access and add-ons.
+
+Applied by :func:`tests.support.aws_standin.extend` (``extend_eks()``). What EKS does and moto
+did not, in this order:
+
+* ``UpdateClusterConfig`` answers ``{"update": ...}`` (moto returned the cluster), accepts one
+  kind of change per call (endpoint access, logging or ``accessConfig``), merges the endpoint
+  settings into ``resourcesVpcConfig`` instead of replacing it (moto dropped the subnets), and
+  refuses a request that changes nothing (``InvalidParameterException``, as EKS does);
+  ``accessConfig.authenticationMode`` only moves CONFIG_MAP -> API_AND_CONFIG_MAP -> API.
+  Updates complete at once (status ``Successful``); ``DescribeUpdate`` reads them back.
+* ``AssociateEncryptionConfig`` (secrets envelope encryption; refused when already set).
+* Access entries: ``Create/Describe/List/Update/DeleteAccessEntry`` and
+  ``Associate/Disassociate/ListAssociatedAccessPolicies``, refused with
+  ``InvalidRequestException`` while the authentication mode is CONFIG_MAP.
+* Add-ons: ``Create/Describe/Update/Delete/ListAddons`` with ``configurationValues`` kept as
+  sent; no add-on software runs.
+* ``DescribeCluster`` carries ``accessConfig`` (CONFIG_MAP for a cluster created without one,
+  as EKS's API default) and ``endpointPublicAccess``/``endpointPrivateAccess`` defaults
+  (public on, private off).
+
+This module imports nothing from the collection: it stands in for AWS, as a witness.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import uuid
+from urllib.parse import unquote
+
+AUTH_ORDER = ["CONFIG_MAP", "API_AND_CONFIG_MAP", "API"]
+LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _errors():
+    from moto.eks import exceptions
+    return exceptions
+
+
+def _fail(kind, message, **ids):
+    exc = getattr(_errors(), kind)
+    fields = {"clusterName": None, "nodegroupName": None, "fargateProfileName": None, "addonName": None}
+    fields.update(ids)
+    fields["message"] = message
+    raise exc(**fields)
+
+
+def _state(cluster):
+    """Per-cluster state this extension adds (created on first use)."""
+    if not hasattr(cluster, "_standin_access"):
+        cluster._standin_access = {"entries": {}, "policies": {}, "addons": {}, "updates": {}}
+        if not getattr(cluster, "access_config", None):
+            cluster.access_config = {"authenticationMode": "CONFIG_MAP",
+                                     "bootstrapClusterCreatorAdminPermissions": True}
+        vpc = cluster.resources_vpc_config = dict(cluster.resources_vpc_config or {})
+        vpc.setdefault("endpointPublicAccess", True)
+        vpc.setdefault("endpointPrivateAccess", False)
+        if vpc["endpointPublicAccess"]:
+            vpc.setdefault("publicAccessCidrs", ["0.0.0.0/0"])
+    return cluster._standin_access
+
+
+def _update(cluster, kind, params):
+    update = {"id": str(uuid.uuid4()), "status": "Successful", "type": kind,
+              "params": [{"type": k, "value": v if isinstance(v, str) else json.dumps(v)} for k, v in params],
+              "createdAt": _now(), "errors": []}
+    _state(cluster)["updates"][update["id"]] = update
+    return update
+
+
+def _enabled_log_types(logging):
+    enabled = set()
+    for entry in (logging or {}).get("clusterLogging", []):
+        for kind in entry.get("types", []):
+            if entry.get("enabled"):
+                enabled.add(kind)
+            else:
+                enabled.discard(kind)
+    return enabled
+
+
+def extend_eks():
+    """Patch moto's EKS backend and responses in this process (idempotent)."""
+    from moto.core.responses import ActionResult, EmptyResult
+    from moto.eks import urls
+    from moto.eks.models import EKSBackend
+    from moto.eks.responses import EKSResponse
+
+    if getattr(EKSResponse, "_standin_access", False):
+        return
+    EKSResponse._standin_access = True
+
+    dispatch = urls.response.dispatch
+    for path in (
+        "{0}/clusters/(?P<name>[^/]+)/updates/(?P<updateId>[^/]+)$",
+        "{0}/clusters/(?P<name>[^/]+)/encryption-config/associate$",
+        "{0}/clusters/(?P<name>[^/]+)/access-entries$",
+        "{0}/clusters/(?P<name>[^/]+)/access-entries/(?P<principalArn>.+)/access-policies/(?P<policyArn>.+)$",
+        "{0}/clusters/(?P<name>[^/]+)/access-entries/(?P<principalArn>.+)/access-policies$",
+        "{0}/clusters/(?P<name>[^/]+)/access-entries/(?P<principalArn>.+)$",
+        "{0}/clusters/(?P<name>[^/]+)/addons$",
+        "{0}/clusters/(?P<name>[^/]+)/addons/(?P<addonName>[^/]+)/update$",
+        "{0}/clusters/(?P<name>[^/]+)/addons/(?P<addonName>[^/]+)$",
+    ):
+        urls.url_paths.setdefault(path, dispatch)
+
+    original_describe = EKSBackend.describe_cluster
+
+    def describe_cluster(self, name):
+        cluster = original_describe(self, name)
+        _state(cluster)
+        return cluster
+
+    EKSBackend.describe_cluster = describe_cluster
+
+    def cluster_of(response):
+        name = response._get_param("name") or response._get_param("clusterName")
+        return response.eks_backend.describe_cluster(name=unquote(name))
+
+    # ------------------------------------------------------------ cluster configuration
+    def update_cluster_config(self):
+        cluster = cluster_of(self)
+        vpc_change = self._get_param("resourcesVpcConfig")
+        logging = self._get_param("logging")
+        access = self._get_param("accessConfig")
+        given = [k for k, v in (("resourcesVpcConfig", vpc_change), ("logging", logging), ("accessConfig", access)) if v]
+        if len(given) != 1:
+            _fail("InvalidParameterException", "Only one type of update can be allowed.", clusterName=cluster.name)
+        if vpc_change:
+            current = cluster.resources_vpc_config
+            wanted = dict(current)
+            for key in ("endpointPublicAccess", "endpointPrivateAccess", "publicAccessCidrs",
+                        "subnetIds", "securityGroupIds"):
+                if key in vpc_change:
+                    wanted[key] = vpc_change[key]
+            if not wanted.get("endpointPublicAccess") and not wanted.get("endpointPrivateAccess"):
+                _fail("InvalidParameterException", "At least one of endpointPublicAccess or endpointPrivateAccess must be true.",
+                      clusterName=cluster.name)
+            if not wanted.get("endpointPublicAccess"):
+                wanted.pop("publicAccessCidrs", None)
+            elif not wanted.get("publicAccessCidrs"):
+                wanted["publicAccessCidrs"] = ["0.0.0.0/0"]
+            if wanted == current:
+                _fail("InvalidParameterException", "Cluster is already at the desired configuration with "
+                      "endpointPrivateAccess: %s , endpointPublicAccess: %s, and Public Endpoint Restrictions: %s"
+                      % (current.get("endpointPrivateAccess"), current.get("endpointPublicAccess"),
+                         current.get("publicAccessCidrs")), clusterName=cluster.name)
+            cluster.resources_vpc_config = wanted
+            update = _update(cluster, "EndpointAccessUpdate",
+                             [(k, vpc_change[k]) for k in sorted(vpc_change)])
+        elif logging:
+            before = _enabled_log_types(cluster.logging)
+            after = _enabled_log_types({"clusterLogging": (cluster.logging or {}).get("clusterLogging", [])
+                                        + logging.get("clusterLogging", [])})
+            if before == after:
+                _fail("InvalidParameterException", "No changes needed for the logging config provided",
+                      clusterName=cluster.name)
+            cluster.logging = {"clusterLogging": [
+                {"types": sorted(after), "enabled": True},
+                {"types": sorted(set(LOG_TYPES) - after), "enabled": False}]}
+            cluster.logging["clusterLogging"] = [e for e in cluster.logging["clusterLogging"] if e["types"]]
+            update = _update(cluster, "LoggingUpdate", [("ClusterLogging", logging.get("clusterLogging", []))])
+        else:
+            _state(cluster)
+            mode = access.get("authenticationMode")
+            current = cluster.access_config["authenticationMode"]
+            if mode not in AUTH_ORDER or AUTH_ORDER.index(mode) < AUTH_ORDER.index(current):
+                _fail("InvalidParameterException", "Unsupported authentication mode update from %s to %s"
+                      % (current, mode), clusterName=cluster.name)
+            if mode == current:
+                _fail("InvalidParameterException", "Unsupported authentication mode update from %s to %s"
+                      % (current, mode), clusterName=cluster.name)
+            cluster.access_config = dict(cluster.access_config, authenticationMode=mode)
+            update = _update(cluster, "AccessConfigUpdate", [("AuthenticationMode", mode)])
+        return ActionResult({"update": update})
+
+    def describe_update(self):
+        cluster = cluster_of(self)
+        update_id = unquote(self._get_param("updateId"))
+        update = _state(cluster)["updates"].get(update_id)
+        if update is None:
+            _fail("ResourceNotFoundException", "No update found for ID: %s" % update_id, clusterName=cluster.name)
+        return ActionResult({"update": update})
+
+    def associate_encryption_config(self):
+        cluster = cluster_of(self)
+        config = self._get_param("encryptionConfig") or []
+        if cluster.encryption_config:
+            _fail("InvalidParameterException", "Encryption is already enabled on the cluster", clusterName=cluster.name)
+        if not config or not all(c.get("provider", {}).get("keyArn") and c.get("resources") == ["secrets"] for c in config):
+            _fail("InvalidParameterException", "encryptionConfig needs resources [secrets] and provider.keyArn",
+                  clusterName=cluster.name)
+        cluster.encryption_config = config
+        return ActionResult({"update": _update(cluster, "AssociateEncryptionConfig",
+                                               [("EncryptionConfig", config)])})
+
+    # ------------------------------------------------------------ access entries
+    def entries_of(response):
+        cluster = cluster_of(response)
+        state = _state(cluster)
+        if cluster.access_config["authenticationMode"] == "CONFIG_MAP":
+            _fail("InvalidRequestException", "The cluster's authentication mode must be set to one of "
+                  "[API, API_AND_CONFIG_MAP] to perform this operation.", clusterName=cluster.name)
+        return cluster, state
+
+    def entry_of(response, cluster, state):
+        principal = unquote(response._get_param("principalArn"))
+        entry = state["entries"].get(principal)
+        if entry is None:
+            _fail("ResourceNotFoundException", "The specified principalArn could not be found. You can view your "
+                  "available access entries with 'list-access-entries'.", clusterName=cluster.name)
+        return principal, entry
+
+    def create_access_entry(self):
+        cluster, state = entries_of(self)
+        principal = self._get_param("principalArn")
+        if principal in state["entries"]:
+            _fail("ResourceInUseException", "The specified access entry resource is already in use on this cluster.",
+                  clusterName=cluster.name)
+        parts = principal.split(":")
+        if len(parts) < 6 or parts[2] != "iam":
+            _fail("InvalidParameterException", "The principalArn parameter format is not valid", clusterName=cluster.name)
+        kind = self._get_param("type") or "STANDARD"
+        name = parts[5].split("/")[-1]
+        entry = {
+            "clusterName": cluster.name, "principalArn": principal,
+            "kubernetesGroups": self._get_param("kubernetesGroups") or [],
+            "accessEntryArn": "arn:%s:eks:%s:%s:access-entry/%s/%s/%s/%s/%s" % (
+                parts[1], cluster.arn.split(":")[3], cluster.arn.split(":")[4], cluster.name,
+                parts[5].split("/")[0], parts[4], name, uuid.uuid4().hex[:8]),
+            "createdAt": _now(), "modifiedAt": _now(), "tags": self._get_param("tags") or {},
+            "username": self._get_param("username") or principal, "type": kind,
+        }
+        state["entries"][principal] = entry
+        state["policies"][principal] = {}
+        return ActionResult({"accessEntry": entry})
+
+    def describe_access_entry(self):
+        cluster, state = entries_of(self)
+        _principal, entry = entry_of(self, cluster, state)
+        return ActionResult({"accessEntry": entry})
+
+    def list_access_entries(self):
+        _cluster, state = entries_of(self)
+        return ActionResult({"accessEntries": sorted(state["entries"])})
+
+    def update_access_entry(self):
+        cluster, state = entries_of(self)
+        _principal, entry = entry_of(self, cluster, state)
+        if self._get_param("kubernetesGroups") is not None:
+            entry["kubernetesGroups"] = self._get_param("kubernetesGroups")
+        if self._get_param("username"):
+            entry["username"] = self._get_param("username")
+        entry["modifiedAt"] = _now()
+        return ActionResult({"accessEntry": entry})
+
+    def delete_access_entry(self):
+        cluster, state = entries_of(self)
+        principal, _entry = entry_of(self, cluster, state)
+        del state["entries"][principal]
+        state["policies"].pop(principal, None)
+        return EmptyResult()
+
+    def associate_access_policy(self):
+        cluster, state = entries_of(self)
+        principal, _entry = entry_of(self, cluster, state)
+        policy_arn = self._get_param("policyArn")
+        scope = self._get_param("accessScope") or {}
+        if not policy_arn or ":eks::aws:cluster-access-policy/" not in policy_arn:
+            _fail("InvalidParameterException", "The policyArn parameter format is not valid", clusterName=cluster.name)
+        if scope.get("type") not in ("cluster", "namespace") or (scope["type"] == "namespace") != bool(scope.get("namespaces")):
+            _fail("InvalidParameterException", "accessScope: type cluster, or type namespace with namespaces",
+                  clusterName=cluster.name)
+        existing = state["policies"][principal].get(policy_arn)
+        associated = {"policyArn": policy_arn, "accessScope": scope,
+                      "associatedAt": existing["associatedAt"] if existing else _now(), "modifiedAt": _now()}
+        state["policies"][principal][policy_arn] = associated
+        return ActionResult({"clusterName": cluster.name, "principalArn": principal,
+                             "associatedAccessPolicy": associated})
+
+    def list_associated_access_policies(self):
+        cluster, state = entries_of(self)
+        principal, _entry = entry_of(self, cluster, state)
+        return ActionResult({"clusterName": cluster.name, "principalArn": principal,
+                             "associatedAccessPolicies": list(state["policies"][principal].values())})
+
+    def disassociate_access_policy(self):
+        cluster, state = entries_of(self)
+        principal, _entry = entry_of(self, cluster, state)
+        state["policies"][principal].pop(unquote(self._get_param("policyArn")), None)
+        return EmptyResult()
+
+    # ------------------------------------------------------------ add-ons
+    def addon_of(response, cluster):
+        name = unquote(response._get_param("addonName"))
+        addon = _state(cluster)["addons"].get(name)
+        if addon is None:
+            _fail("ResourceNotFoundException", "No addon: %s found in cluster: %s" % (name, cluster.name),
+                  clusterName=cluster.name, addonName=name)
+        return addon
+
+    def _check_configuration(cluster, values):
+        if values:
+            try:
+                json.loads(values)
+            except ValueError:
+                _fail("InvalidParameterException", "ConfigurationValue provided in request is not supported: "
+                      "Json schema validation failed", clusterName=cluster.name)
+
+    def create_addon(self):
+        cluster = cluster_of(self)
+        state = _state(cluster)
+        name = self._get_param("addonName")
+        if name in state["addons"]:
+            _fail("ResourceInUseException", "Addon already exists: %s" % name, clusterName=cluster.name, addonName=name)
+        _check_configuration(cluster, self._get_param("configurationValues"))
+        account, region = cluster.arn.split(":")[4], cluster.arn.split(":")[3]
+        addon = {
+            "addonName": name, "clusterName": cluster.name, "status": "ACTIVE",
+            "addonVersion": self._get_param("addonVersion") or "v1.19.2-eksbuild.1",
+            "health": {"issues": []},
+            "addonArn": "arn:%s:eks:%s:%s:addon/%s/%s/%s" % (cluster.arn.split(":")[1], region, account,
+                                                             cluster.name, name, uuid.uuid4().hex[:12]),
+            "createdAt": _now(), "modifiedAt": _now(), "tags": self._get_param("tags") or {},
+            "configurationValues": self._get_param("configurationValues") or "",
+        }
+        if self._get_param("serviceAccountRoleArn"):
+            addon["serviceAccountRoleArn"] = self._get_param("serviceAccountRoleArn")
+        state["addons"][name] = addon
+        return ActionResult({"addon": addon})
+
+    def describe_addon(self):
+        cluster = cluster_of(self)
+        return ActionResult({"addon": addon_of(self, cluster)})
+
+    def list_addons(self):
+        cluster = cluster_of(self)
+        return ActionResult({"addons": sorted(_state(cluster)["addons"])})
+
+    def update_addon(self):
+        cluster = cluster_of(self)
+        addon = addon_of(self, cluster)
+        params = []
+        for key in ("addonVersion", "serviceAccountRoleArn", "configurationValues", "resolveConflicts"):
+            value = self._get_param(key)
+            if value is not None:
+                params.append((key[0].upper() + key[1:], value))
+                if key == "configurationValues":
+                    _check_configuration(cluster, value)
+                if key != "resolveConflicts":
+                    addon[key] = value
+        addon["modifiedAt"] = _now()
+        return ActionResult({"update": _update(cluster, "AddonUpdate", params)})
+
+    def delete_addon(self):
+        cluster = cluster_of(self)
+        addon = addon_of(self, cluster)
+        del _state(cluster)["addons"][addon["addonName"]]
+        return ActionResult({"addon": dict(addon, status="DELETING")})
+
+    for function in (update_cluster_config, describe_update, associate_encryption_config,
+                     create_access_entry, describe_access_entry, list_access_entries, update_access_entry,
+                     delete_access_entry, associate_access_policy, list_associated_access_policies,
+                     disassociate_access_policy, create_addon, describe_addon, list_addons, update_addon,
+                     delete_addon):
+        setattr(EKSResponse, function.__name__, function)

@@ -1,0 +1,205 @@
+"""eks_cluster_access and eks_addon, run in-process against the AWS stand-in (moto + the EKS
+extension of tests/support/aws_standin_eks.py), and their planning functions directly."""
+import json
+import os
+
+import boto3
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import eks_access
+from ansible_collections.threshold_kms.mpc_party.plugins.modules import eks_addon, eks_cluster_access
+
+REGION = "eu-west-1"
+MOTO_PORT_BASE = 26100  # + the xdist worker number; the moto_url fixture is in conftest.py
+ACCOUNT = "123456789012"  # moto's account for keys it does not know
+OPS = "arn:aws:iam::%s:role/kms-operators" % ACCOUNT
+AWX = "arn:aws:iam::%s:role/automation/awx" % ACCOUNT
+ADMIN = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+VIEW = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy"
+
+
+@pytest.fixture(scope="module")
+def aws(moto_url):
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    kw = dict(endpoint_url=moto_url, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+    eks = boto3.client("eks", **kw)
+    yield {"url": moto_url, "eks": eks}
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def new_cluster(aws, name):
+    aws["eks"].create_cluster(name=name, roleArn="arn:aws:iam::%s:role/%s-cluster" % (ACCOUNT, name),
+                              resourcesVpcConfig={"subnetIds": ["subnet-0a", "subnet-0b"]})
+    return name
+
+
+def run(module, aws, capsys, check=False, **args):
+    with patch_module_args(dict(args, endpoint_url=aws["url"], region=REGION, _ansible_check_mode=check)):
+        with pytest.raises(SystemExit):
+            module.main()
+    return json.loads(capsys.readouterr().out)
+
+
+ACCESS = dict(
+    authentication_mode="API_AND_CONFIG_MAP",
+    access_entries=[
+        {"principal_arn": OPS, "policies": [{"policy": "AmazonEKSClusterAdminPolicy"}]},
+        {"principal_arn": AWX, "kubernetes_groups": ["deployers"],
+         "policies": [{"policy": "AmazonEKSViewPolicy", "scope": "namespace", "namespaces": ["kms"]}]},
+    ],
+    endpoint_private_access=True,
+    endpoint_public_access=False,
+    logging_types=["api", "audit", "authenticator"],
+    secrets_encryption_key_arn="arn:aws:kms:eu-west-1:%s:key/0f1e2d3c-aaaa-bbbb-cccc-000000000001" % ACCOUNT,
+)
+
+
+def test_check_mode_plans_everything_and_changes_nothing(aws, capsys):
+    name = new_cluster(aws, "access-check")
+    out = run(eks_cluster_access, aws, capsys, check=True, name=name, **ACCESS)
+    assert out["changed"] is True
+    calls = [c["call"] for c in out["calls"]]
+    # mode first (entries need it), endpoint last (closing it could cut off the run itself)
+    assert calls[0] == "update_cluster_config" and out["calls"][0]["params"] == {
+        "accessConfig": {"authenticationMode": "API_AND_CONFIG_MAP"}}
+    assert out["calls"][-1]["params"] == {"resourcesVpcConfig": {"endpointPublicAccess": False,
+                                                                 "endpointPrivateAccess": True}}
+    assert calls.count("create_access_entry") == 2 and calls.count("associate_access_policy") == 2
+    cluster = aws["eks"].describe_cluster(name=name)["cluster"]
+    assert cluster["accessConfig"]["authenticationMode"] == "CONFIG_MAP"
+    assert cluster["resourcesVpcConfig"]["endpointPublicAccess"] is True
+    assert cluster["encryptionConfig"] == []
+
+
+def test_apply_then_rerun_is_unchanged(aws, capsys):
+    name = new_cluster(aws, "access-apply")
+    out = run(eks_cluster_access, aws, capsys, name=name, **ACCESS)
+    assert out["changed"] is True, out
+    eks = aws["eks"]
+    cluster = eks.describe_cluster(name=name)["cluster"]
+    assert cluster["accessConfig"]["authenticationMode"] == "API_AND_CONFIG_MAP"
+    vpc = cluster["resourcesVpcConfig"]
+    assert (vpc["endpointPublicAccess"], vpc["endpointPrivateAccess"]) == (False, True)
+    assert sorted(vpc["subnetIds"]) == ["subnet-0a", "subnet-0b"]  # the endpoint change kept the subnets
+    enabled = [t for item in cluster["logging"]["clusterLogging"] if item["enabled"] for t in item["types"]]
+    assert sorted(enabled) == ["api", "audit", "authenticator"]
+    assert cluster["encryptionConfig"][0]["provider"]["keyArn"] == ACCESS["secrets_encryption_key_arn"]
+    assert sorted(eks.list_access_entries(clusterName=name)["accessEntries"]) == sorted([OPS, AWX])
+    awx = eks.list_associated_access_policies(clusterName=name, principalArn=AWX)["associatedAccessPolicies"]
+    assert [(p["policyArn"], p["accessScope"]) for p in awx] == [(VIEW, {"type": "namespace", "namespaces": ["kms"]})]
+    assert eks.describe_access_entry(clusterName=name, principalArn=AWX)["accessEntry"]["kubernetesGroups"] == ["deployers"]
+    assert out["cluster_access"]["access_entries"][OPS]["policies"] == {ADMIN: {"type": "cluster"}}
+
+    again = run(eks_cluster_access, aws, capsys, name=name, **ACCESS)
+    assert again["changed"] is False and again["calls"] == []
+
+
+def test_policies_follow_the_list_and_purge_spares_node_roles_and_the_caller(aws, capsys):
+    name = new_cluster(aws, "access-purge")
+    run(eks_cluster_access, aws, capsys, name=name, **ACCESS)
+    eks = aws["eks"]
+    node_role = "arn:aws:iam::%s:role/kms-nodes" % ACCOUNT
+    eks.create_access_entry(clusterName=name, principalArn=node_role, type="EC2_LINUX")
+    # moto names its default caller arn:aws:sts::<account>:user/moto; the IAM principal is that user
+    caller = boto3.client("sts", endpoint_url=aws["url"], region_name=REGION).get_caller_identity()["Arn"]
+    caller = caller.replace(":sts::", ":iam::")
+    eks.create_access_entry(clusterName=name, principalArn=caller)
+    stray = "arn:aws:iam::%s:user/former-colleague" % ACCOUNT
+    eks.create_access_entry(clusterName=name, principalArn=stray)
+    changed = dict(ACCESS, purge_access_entries=True, access_entries=[
+        {"principal_arn": OPS, "policies": [{"policy": "AmazonEKSViewPolicy"}]}])
+    out = run(eks_cluster_access, aws, capsys, name=name, **changed)
+    assert out["changed"] is True
+    left = sorted(eks.list_access_entries(clusterName=name)["accessEntries"])
+    assert left == sorted([OPS, node_role, caller])
+    ops = eks.list_associated_access_policies(clusterName=name, principalArn=OPS)["associatedAccessPolicies"]
+    assert [p["policyArn"] for p in ops] == [VIEW]
+
+
+def test_the_partition_of_policy_arns_is_the_callers():
+    wanted = eks_access.desired_entries({"access_entries": [
+        {"principal_arn": "arn:aws-cn:iam::%s:role/ops" % ACCOUNT, "policies": [{"policy": "AmazonEKSViewPolicy"}]}]},
+        eks_access.partition_of("arn:aws-cn:sts::%s:assumed-role/ops/session" % ACCOUNT))
+    assert list(wanted["arn:aws-cn:iam::%s:role/ops" % ACCOUNT]["policies"]) == [
+        "arn:aws-cn:eks::aws:cluster-access-policy/AmazonEKSViewPolicy"]
+    assert eks_access.caller_principal("arn:aws-cn:sts::%s:assumed-role/ops/session" % ACCOUNT) == \
+        "arn:aws-cn:iam::%s:role/ops" % ACCOUNT
+
+
+def test_going_back_in_authentication_mode_is_refused_before_any_change(aws, capsys):
+    name = new_cluster(aws, "access-back")
+    aws["eks"].update_cluster_config(name=name, accessConfig={"authenticationMode": "API_AND_CONFIG_MAP"})
+    aws["eks"].update_cluster_config(name=name, accessConfig={"authenticationMode": "API"})
+    out = run(eks_cluster_access, aws, capsys, name=name, authentication_mode="API_AND_CONFIG_MAP",
+              logging_types=["audit"])
+    assert out["failed"] is True
+    assert "authentication_mode" in out["msg"] and "cannot go back" in out["msg"]
+    logging = aws["eks"].describe_cluster(name=name)["cluster"]["logging"]["clusterLogging"]
+    assert not [t for item in logging if item["enabled"] for t in item["types"]]
+
+
+def test_another_secrets_key_is_refused(aws, capsys):
+    name = new_cluster(aws, "access-key")
+    run(eks_cluster_access, aws, capsys, name=name, secrets_encryption_key_arn=ACCESS["secrets_encryption_key_arn"])
+    other = ACCESS["secrets_encryption_key_arn"].replace("0001", "0002")
+    out = run(eks_cluster_access, aws, capsys, name=name, secrets_encryption_key_arn=other)
+    assert out["failed"] is True and "secrets_encryption_key_arn" in out["msg"] and "cannot change" in out["msg"]
+
+
+@pytest.mark.parametrize("args, field", [
+    (dict(public_access_cidrs=["10.0.0.1/8"]), "public_access_cidrs"),
+    (dict(public_access_cidrs=["203.0.113.0/24"], endpoint_public_access=False, endpoint_private_access=True),
+     "public_access_cidrs"),
+    (dict(endpoint_public_access=False, endpoint_private_access=False), "at least one must be true"),
+    (dict(authentication_mode="API", access_entries=[{"principal_arn": "arn:aws:iam::12:role/x"}]),
+     "access_entries[0].principal_arn"),
+    (dict(authentication_mode="API", access_entries=[{"principal_arn": OPS, "policies": [{"policy": "Admin"}]}]),
+     "access_entries[0].policies[0].policy"),
+    (dict(authentication_mode="API", access_entries=[
+        {"principal_arn": OPS, "policies": [{"policy": "AmazonEKSEditPolicy", "scope": "namespace"}]}]),
+     "access_entries[0].policies[0].namespaces"),
+    (dict(access_entries=[{"principal_arn": OPS}]), "set authentication_mode"),
+    (dict(secrets_encryption_key_arn="my-key"), "secrets_encryption_key_arn"),
+])
+def test_bad_input_names_the_field_before_any_call(aws, capsys, args, field):
+    out = run(eks_cluster_access, aws, capsys, name="no-such-cluster", **args)
+    assert out["failed"] is True and field in out["msg"], out["msg"]
+    assert "does not exist" not in out["msg"]  # refused before reading the cluster
+
+
+def test_vpc_cni_network_policy_addon(aws, capsys):
+    name = new_cluster(aws, "addon")
+    args = dict(cluster_name=name, name="vpc-cni", configuration_values={"enableNetworkPolicy": "true"})
+    missing = run(eks_addon, aws, capsys, verify_only=True, **args)
+    assert missing["failed"] is True and "vpc-cni" in missing["msg"] and "missing" in missing["msg"]
+    check = run(eks_addon, aws, capsys, check=True, **args)
+    assert check["changed"] is True and aws["eks"].list_addons(clusterName=name)["addons"] == []
+    out = run(eks_addon, aws, capsys, **args)
+    assert out["changed"] is True and out["addon"]["status"] == "ACTIVE"
+    addon = aws["eks"].describe_addon(clusterName=name, addonName="vpc-cni")["addon"]
+    assert json.loads(addon["configurationValues"]) == {"enableNetworkPolicy": "true"}
+    assert run(eks_addon, aws, capsys, **args)["changed"] is False
+    assert run(eks_addon, aws, capsys, verify_only=True, **args)["changed"] is False
+    # someone switches enforcement off: verify names it, present puts it back
+    aws["eks"].update_addon(clusterName=name, addonName="vpc-cni", configurationValues='{"enableNetworkPolicy":"false"}')
+    drift = run(eks_addon, aws, capsys, verify_only=True, **args)
+    assert drift["failed"] is True and "enableNetworkPolicy" in drift["msg"]
+    assert run(eks_addon, aws, capsys, **args)["changed"] is True
+    addon = aws["eks"].describe_addon(clusterName=name, addonName="vpc-cni")["addon"]
+    assert json.loads(addon["configurationValues"]) == {"enableNetworkPolicy": "true"}
+
+
+def test_plan_entries_only_touches_what_differs():
+    current = {OPS: {"type": "STANDARD", "kubernetes_groups": [], "policies": {ADMIN: {"type": "cluster"}}}}
+    wanted = {OPS: {"kubernetes_groups": [], "policies": {ADMIN: {"type": "cluster"}}}}
+    assert eks_access.plan_entries(current, wanted, AWX, purge=True) == []
+    wanted[OPS]["policies"][ADMIN] = {"type": "namespace", "namespaces": ["kms"]}
+    assert eks_access.plan_entries(current, wanted, AWX, purge=False) == [
+        ("associate_access_policy", {"principalArn": OPS, "policyArn": ADMIN,
+                                     "accessScope": {"type": "namespace", "namespaces": ["kms"]}})]
