@@ -23,3 +23,28 @@ def moto_url(request):
     server.start()
     yield "http://127.0.0.1:%d" % port
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def sim_aws_env():
+    """The dummy AWS environment the KMS node simulators read their vaults with, for one module."""
+    from tests.support.kms_sim.testing import AWS_ENV
+
+    saved = {k: os.environ.get(k) for k in AWS_ENV}
+    os.environ.update(AWS_ENV)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def moto(request, sim_aws_env):
+    """A moto process on the module's MOTO_PORT, for the simulator suites."""
+    from tests.support.kms_sim.testing import MotoProcess
+
+    server = MotoProcess(request.module.MOTO_PORT).start()
+    yield server
+    server.stop()

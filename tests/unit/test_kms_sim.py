@@ -16,7 +16,7 @@ from tests.support.kms_sim import network as net
 from tests.support.kms_sim import proto as P
 from tests.support.kms_sim.config import ConfigError
 from tests.support.kms_sim.node import SimNode
-from tests.support.kms_sim.testing import AWS_ENV, MotoProcess, SimNetwork, node_with_keys, port_block, wait_port
+from tests.support.kms_sim.testing import SimNetwork, node_with_keys, port_block, wait_port
 
 BASE = port_block()
 MOTO_PORT = BASE + 1
@@ -47,23 +47,8 @@ def health(port):
     return rpc(port, P.GET_HEALTH_STATUS, P.messages.Empty())
 
 
-@pytest.fixture(scope="module", autouse=True)
-def aws_env():
-    saved = {k: os.environ.get(k) for k in AWS_ENV}
-    os.environ.update(AWS_ENV)
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
-@pytest.fixture(scope="module")
-def moto():
-    server = MotoProcess(MOTO_PORT).start()
-    yield server
-    server.stop()
+# The simulator's AWS environment and its moto process: tests/unit/conftest.py (sim_aws_env, moto).
+pytestmark = pytest.mark.usefixtures("sim_aws_env")
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from tests.support.kms_sim import network as net
 from tests.support.kms_sim import proto as P
 from tests.support.kms_sim.faults import self_signed_cert
 from tests.support.kms_sim.keygen import SIGNING_KEY_ID
-from tests.support.kms_sim.testing import AWS_ENV, MotoProcess, keygen_config, port_block
+from tests.support.kms_sim.testing import keygen_config, port_block
 from tests.support.kube_emulator import run_emulators
 from tests.support.sandbox.kms_nodes import KmsNodeRunner, keygen_config_path
 
@@ -29,23 +29,8 @@ PEER, CLIENT = BASE + 10, BASE + 20
 NS = "kms"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def aws_env():
-    saved = {k: os.environ.get(k) for k in AWS_ENV}
-    os.environ.update(AWS_ENV)
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
-@pytest.fixture(scope="module")
-def moto():
-    server = MotoProcess(MOTO_PORT).start()
-    yield server
-    server.stop()
+# The simulator's AWS environment and its moto process: tests/unit/conftest.py (sim_aws_env, moto).
+pytestmark = pytest.mark.usefixtures("sim_aws_env")
 
 
 def wait_for(predicate, timeout=20.0, interval=0.1):

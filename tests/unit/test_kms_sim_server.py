@@ -6,7 +6,6 @@ server process for the S3 vaults. The configuration corpus below is written from
 about the server, each entry with the verdict the server gives.
 """
 import copy
-import os
 
 import grpc
 import pytest
@@ -21,7 +20,7 @@ from tests.support.kms_sim.config import ConfigError, SimConfig, check_server_co
 from tests.support.kms_sim.faults import self_signed_cert
 from tests.support.kms_sim.keygen import SIGNING_KEY_ID, KeygenError, check_keygen_config, generate_keys
 from tests.support.kms_sim.node import SimNode, StartRefused
-from tests.support.kms_sim.testing import AWS_ENV, MotoProcess, keygen_config, node_with_keys, port_block
+from tests.support.kms_sim.testing import keygen_config, node_with_keys, port_block
 
 BASE = port_block() + 100
 MOTO_PORT = BASE
@@ -151,23 +150,8 @@ def test_the_keygen_config_is_checked_like_kms_gen_keys():
 
 # ----------------------------------------------------------------------------- key generation, start
 
-@pytest.fixture(scope="module", autouse=True)
-def aws_env():
-    saved = {k: os.environ.get(k) for k in AWS_ENV}
-    os.environ.update(AWS_ENV)
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
-@pytest.fixture(scope="module")
-def moto():
-    server = MotoProcess(MOTO_PORT).start()
-    yield server
-    server.stop()
+# The simulator's AWS environment and its moto process: tests/unit/conftest.py (sim_aws_env, moto).
+pytestmark = pytest.mark.usefixtures("sim_aws_env")
 
 
 def s3_network(moto, name):

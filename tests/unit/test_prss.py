@@ -11,7 +11,7 @@ import time
 import grpc
 import pytest
 
-from tests.support.kms_sim.testing import AWS_ENV, MotoProcess, SimNetwork, port_block, run_playbook, task_results
+from tests.support.kms_sim.testing import SimNetwork, port_block, run_playbook, task_results
 
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import kms_grpc as G
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import kms_proto as P
@@ -25,23 +25,8 @@ CONTEXT = P.DEFAULT_CONTEXT_ID
 OTHER_EPOCH = "08" + "0" * 61 + "2"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def aws_env():
-    saved = {k: os.environ.get(k) for k in AWS_ENV}
-    os.environ.update(AWS_ENV)
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
-@pytest.fixture(scope="module")
-def moto():
-    server = MotoProcess(MOTO_PORT).start()
-    yield server
-    server.stop()
+# The simulator's AWS environment and its moto process: tests/unit/conftest.py (sim_aws_env, moto).
+pytestmark = pytest.mark.usefixtures("sim_aws_env")
 
 
 @pytest.fixture(scope="module")

@@ -32,19 +32,6 @@ from .kms_nodes import KmsNodeRunner
 from .load_balancers import AwsLoadBalancers, NoLoadBalancers, controller_deployment
 
 LOG = logging.getLogger("sandbox.kube")
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-
-
-def install_collection_loader() -> None:
-    """Load ``ansible_collections.threshold_kms.mpc_party`` (the KMS node simulator imports the
-    collection's module_utils), the way tests/conftest.py does, before anything imports
-    ``ansible_collections``."""
-    link = os.path.join(ROOT, ".collections", "ansible_collections", "threshold_kms", "mpc_party")
-    if not os.path.islink(link) and not os.path.isdir(link):
-        os.makedirs(os.path.dirname(link), exist_ok=True)
-        os.symlink("../../..", link)
-    from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
-    _AnsibleCollectionFinder(paths=[os.path.join(ROOT, ".collections")])._install()
 
 
 def _write_json(path: str, data: dict) -> None:
@@ -76,7 +63,6 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # requests go to the request logs
     logging.getLogger("botocore.credentials").setLevel(logging.WARNING)
-    install_collection_loader()
     logs = os.path.join(args.state_dir, "logs")
     state_dir = os.path.join(args.state_dir, "state")
     kube_dir = os.path.join(args.state_dir, "kube")
