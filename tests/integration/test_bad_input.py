@@ -105,9 +105,11 @@ def bad_input_run(standins, sandbox_inventory, tmp_path_factory):
     base = load_network(sandbox_inventory)
     inventory = str(tmp_path_factory.mktemp("bad-input") / "inventory")
     shutil.copytree(os.path.join(sandbox_inventory, "group_vars"), os.path.join(inventory, "group_vars"))
+    with open(os.path.join(sandbox_inventory, "hosts.yml")) as fh:
+        party1 = yaml.safe_load(fh)["all"]["children"]["mpc_parties"]["hosts"]["party1"]
     hosts = {}
     for case, mutate, _field, _rule in BAD:
-        network, host_vars = copy.deepcopy(base), {"mpc_party_id": 1}
+        network, host_vars = copy.deepcopy(base), dict(party1)
         mutate(network, host_vars)
         if network != base:
             host_vars.setdefault("mpc_network", network)
@@ -115,7 +117,7 @@ def bad_input_run(standins, sandbox_inventory, tmp_path_factory):
     with FaultProxy(PROXY_PORTS[0], standins.aws_url, cert=standins.cert, key=standins.key,
                     cafile=standins.ca_bundle) as proxy:
         # The control host is valid; its AWS endpoint forwards one request and then goes dark.
-        hosts[CONTROL] = {"mpc_party_id": 1, "mpc_aws_endpoint_url": proxy.url}
+        hosts[CONTROL] = dict(party1, mpc_aws_endpoint_url=proxy.url)
         proxy.cut_after(lambda request: True, then=0)
         with open(os.path.join(inventory, "hosts.yml"), "w") as fh:
             yaml.safe_dump({"all": {"children": {"mpc_parties": {"hosts": hosts}}}}, fh, sort_keys=False)
