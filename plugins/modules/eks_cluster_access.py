@@ -180,16 +180,23 @@ def aws_errors():
     return (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 
 
+@aws_retry.jittered_backoff()
+def all_pages(eks, operation, **kwargs):
+    """Every page of a listing. A paginator's calls bypass the client's retry (aws_retry=True
+    applies to direct calls only), so the whole listing is retried as one."""
+    return list(eks.get_paginator(operation).paginate(**kwargs))
+
+
 def read_entries(eks, name):
     """Access entries of the cluster with their policies, or {} while the mode is CONFIG_MAP."""
     current = {}
     principals = []
-    for page in eks.get_paginator("list_access_entries").paginate(clusterName=name):
+    for page in all_pages(eks, "list_access_entries", clusterName=name):
         principals.extend(page.get("accessEntries", []))
     for principal in principals:
         entry = eks.describe_access_entry(aws_retry=True, clusterName=name, principalArn=principal)["accessEntry"]
         policies = {}
-        for page in eks.get_paginator("list_associated_access_policies").paginate(clusterName=name, principalArn=principal):
+        for page in all_pages(eks, "list_associated_access_policies", clusterName=name, principalArn=principal):
             for item in page.get("associatedAccessPolicies", []):
                 policies[item["policyArn"]] = item.get("accessScope") or {}
         current[principal] = {"type": entry.get("type", "STANDARD"),

@@ -83,12 +83,14 @@ except ImportError:
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import aws_retry
 
 
 def main():
     module = AnsibleAWSModule(argument_spec=dict(name=dict(type="str", required=True)), supports_check_mode=True)
-    eks = module.client("eks", retry_decorator=AWSRetry.jittered_backoff())
+    # the collection's retry policy: EKS throttles with ThrottlingException, which AWSRetry's own list lacks
+    eks = aws_retry.client(module, "eks")
     try:
         cluster = eks.describe_cluster(aws_retry=True, name=module.params["name"])["cluster"]
     except is_boto3_error_code("ResourceNotFoundException"):

@@ -117,11 +117,36 @@ def test_prss_init_stops_at_the_gate_naming_the_hanging_node(standins, sandbox_i
 
 
 # ------------------------------------------------------------------------------ AWS faults
+def party_env(standins):
+    """The playbooks' environment signing as party 2 in its own account, as the sandbox inventory
+    has it (profile party2 of the credentials tools/sandbox wrote): the sandbox's load balancer
+    controller of party 2 provisions the peer NLB in that account, so a deploy signing with another
+    account's keys never gets it. amazon.aws refuses a profile next to access keys: none here."""
+    env = standins.env()
+    env.pop("AWS_ACCESS_KEY_ID", None)
+    env.pop("AWS_SECRET_ACCESS_KEY", None)
+    return env
+
+
+def party_client(standins, service):
+    """A client of party 2's own account and region straight to moto (not through the proxy)."""
+    import boto3
+
+    with open(os.path.join(str(standins.inventory), "hosts.yml")) as fh:
+        region = yaml.safe_load(fh)["all"]["children"]["mpc_parties"]["hosts"][PARTY]["mpc_aws_region"]
+    env = standins.env()
+    core = botocore.session.Session()
+    core.set_config_variable("credentials_file", env["AWS_SHARED_CREDENTIALS_FILE"])
+    core.set_config_variable("config_file", env["AWS_CONFIG_FILE"])
+    return boto3.session.Session(botocore_session=core, profile_name=PARTY).client(
+        service, endpoint_url=standins.aws_url, region_name=region, verify=standins.ca_bundle)
+
+
 def snapshot(standins):
     """Everything a deploy creates, read straight from moto and from the party's Kubernetes API:
-    {kind: set(ids)} (for AWS: every resource of the account, all parties alike)."""
-    ec2, eks, iam = standins.boto3("ec2"), standins.boto3("eks"), standins.boto3("iam")
-    kms, s3, elb = standins.boto3("kms"), standins.boto3("s3"), standins.boto3("elbv2")
+    {kind: set(ids)} (for AWS: every resource of party 2's account and region)."""
+    ec2, eks, iam = party_client(standins, "ec2"), party_client(standins, "eks"), party_client(standins, "iam")
+    kms, s3, elb = party_client(standins, "kms"), party_client(standins, "s3"), party_client(standins, "elbv2")
     snap = {
         "vpc": {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if not v.get("IsDefault")},
         "subnet": {s["SubnetId"] for s in ec2.describe_subnets()["Subnets"] if not s.get("DefaultForAz")},
@@ -214,7 +239,8 @@ class ThrottleRule(object):
 
 def deploy(standins, sandbox_inventory, proxy, *args):
     return run_playbook("deploy_party.yml", sandbox_inventory, "--limit", PARTY, "--skip-tags", "prss_init",
-                        "-e", "mpc_aws_endpoint_url=%s" % proxy.url, *args, env=standins.env(), timeout=900)
+                        "-e", "mpc_aws_endpoint_url=%s" % proxy.url, "-e", "mpc_aws_profile=%s" % PARTY, *args,
+                        env=party_env(standins), timeout=900)
 
 
 @pytest.fixture(scope="module")

@@ -124,12 +124,13 @@ def test_vault_buckets_refuses_sse_kms_with_replication(tmp_path):
 
 
 # privatelink, consumer side: the peer endpoints' security groups never admit the world. The
-# check only runs when there is a peer to connect to, so party 2 publishes its service.
+# check only runs when there is a peer to connect to, so party 2 publishes its service (in its
+# own region, as the normalised network carries it).
 PRIVATELINK = dict(
     privatelink_sides=["consumer"], privatelink_network_name="test", privatelink_party_id=1, privatelink_tls_mode="none",
     privatelink_parties=[
-        {"party_id": 1, "aws_account_id": "111111111111", "peer_port": 50001},
-        {"party_id": 2, "aws_account_id": "222222222222", "peer_port": 50002,
+        {"party_id": 1, "aws_account_id": "111111111111", "region": "eu-west-1", "peer_port": 50001},
+        {"party_id": 2, "aws_account_id": "222222222222", "region": "eu-west-1", "peer_port": 50002,
          "privatelink_service_name": "com.amazonaws.vpce.eu-west-1.vpce-svc-0123456789abcdef0"}],
     privatelink_namespace="kms", privatelink_public_bucket="kms-test-p1-public", privatelink_public_prefix="PUB-p1",
     privatelink_kube_api_server="http://127.0.0.1:23199",

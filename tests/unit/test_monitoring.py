@@ -64,9 +64,9 @@ GRAFANA_MACROS = re.compile(r"\$__(rate_interval|interval|range)|\$\{__(rate_int
 
 # ----------------------------------------------------------------------------- helpers
 
-def ansible_playbook(args, timeout=600):
+def ansible_playbook(args, timeout=600, env=None):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_FORCE_COLOR="0")
+               ANSIBLE_FORCE_COLOR="0", **(env or {}))
     exe = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
     proc = subprocess.run([exe] + list(args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     return proc.returncode, proc.stdout + proc.stderr
@@ -199,6 +199,26 @@ def evaluate(node, series, now):
     return out
 
 
+def merged(per_party):
+    """The series of every party's file together (each file holds only its own party's
+    party_id-labelled series; the label-less network series appear once per file)."""
+    out = {}
+    for series in per_party.values():
+        for name, samples in series.items():
+            out.setdefault(name, []).extend(samples)
+    return out
+
+
+def firing_per_party(rule_groups, per_party, now):
+    """firing() in each party's own Prometheus (it sees only its own file), put together:
+    {alert name: sorted party ids, None once per party for a label-less series}."""
+    result = {}
+    for series in per_party.values():
+        for alert, ids in firing(rule_groups, series, now).items():
+            result.setdefault(alert, []).extend(ids)
+    return dict((alert, sorted(ids, key=str)) for alert, ids in result.items())
+
+
 def firing(rule_groups, series, now):
     """{alert name: sorted party ids (or [] for label-less series)} whose condition holds now."""
     result = {}
@@ -268,31 +288,67 @@ def rendered(tmp_path_factory):
     return result
 
 
-def check_network(endpoints, metrics_file, extra=()):
-    args = ["-i", "inventories/sandbox", "--limit", "party1", "playbooks/check_network.yml",
-            "-e", json.dumps({"check_network_endpoints": endpoints, "check_network_timeout": 2,
-                              "check_network_metrics_file": str(metrics_file)})] + list(extra)
-    return ansible_playbook(args)
+KUBE = BASE + 20                        # the parties' Kubernetes API emulators: +21..+24
+
+
+def check_network(sandbox_dir, metrics_file, extra=()):
+    """check_network.yml on the sandbox inventory, each party through its own cluster's API
+    (kubeconfig under ``sandbox_dir``) to its own node; ``metrics_file`` may name the host."""
+    args = ["-i", "inventories/sandbox", "playbooks/check_network.yml",
+            "-e", json.dumps({"check_network_timeout": 2, "check_network_metrics_file": str(metrics_file)})] + list(extra)
+    return ansible_playbook(args, env={"SANDBOX_DIR": str(sandbox_dir)})
 
 
 @pytest.fixture(scope="module")
-def health(tmp_path_factory):
-    """check_network.yml with check_network_metrics_file against 4 simulated nodes: before PRSS,
-    after PRSS, and with party 3 down. Yields {case: (rc, log, series, file mtime)}."""
+def clusters(tmp_path_factory):
+    """One Kubernetes API emulator per party; its pod kms/kms-core-0 port 5010<i> (the party's
+    client port in the sandbox inventory) is that party's simulated node. Kubeconfigs are
+    written where the sandbox inventory looks for them ($SANDBOX_DIR/kubeconfig/party<i>.yaml)."""
+    from tests.support.kube_emulator import run_emulators
+
+    folder = tmp_path_factory.mktemp("monitoring-sandbox")
+    with run_emulators(4, base_port=KUBE, controller=False) as kube:
+        kube.network = None
+        kube.dir = folder
+        for pid in range(1, 5):
+            emulator = kube.emulator(pid)
+            emulator.create_object("v1/namespaces", None, {"metadata": {"name": "kms"}})
+
+            def target(namespace, pod, port, pid=pid):
+                if (namespace, pod) != ("kms", "kms-core-0"):
+                    raise KeyError('pods "%s" not found' % pod)
+                if kube.network is None or pid not in kube.network.nodes or port != 50100 + pid:
+                    raise LookupError("connect: connection refused")
+                return "127.0.0.1", CLIENT + pid
+
+            emulator.port_forward_target = target
+            kube.write_kubeconfig(pid, folder / "kubeconfig" / ("party%d.yaml" % pid))
+        yield kube
+
+
+@pytest.fixture(scope="module")
+def health(clusters, tmp_path_factory):
+    """check_network.yml with check_network_metrics_file against 4 simulated nodes, each party
+    asking its own node: before PRSS, after PRSS, and with party 3 down. Each party writes its own
+    file, as its own node_exporter would collect it; yields {case: (rc, log, {party id: series of
+    its file}, newest file mtime)}."""
     out = tmp_path_factory.mktemp("monitoring-health")
     net = SimNetwork(4, PEER, CLIENT, name="sandbox", storage="ram", peer_timeout=0.5,
                      key_material={"fhe_key_ids": ["ab" * 32], "crs_ids": ["cd" * 32]})
     net.start()
+    clusters.network = net
     cases = {}
     try:
         endpoints = net.endpoints()
 
         def run(case):
-            path = out / case / "kms_party.prom"
-            path.parent.mkdir()
-            rc, log = check_network(endpoints, path)
-            cases[case] = (rc, log, read_prom(path) if path.exists() else None,
-                           os.path.getmtime(path) if path.exists() else None)
+            folder = out / case
+            folder.mkdir()
+            rc, log = check_network(clusters.dir, str(folder) + "/kms_{{ inventory_hostname }}.prom")
+            files = sorted(folder.glob("kms_party*.prom"))
+            per_party = dict((path.name[len("kms_party"):-len(".prom")], read_prom(path)) for path in files)
+            cases[case] = (rc, log, per_party if files else None,
+                           max(os.path.getmtime(path) for path in files) if files else None)
 
         run("no_prss")
         result = prss.run_epoch(G.normalize_endpoints(endpoints), P.DEFAULT_CONTEXT_ID, P.DEFAULT_EPOCH_ID,
@@ -302,6 +358,7 @@ def health(tmp_path_factory):
         net.stop([3])
         run("party3_down")
     finally:
+        clusters.network = None
         net.stop()
     return cases
 
@@ -310,8 +367,9 @@ def health(tmp_path_factory):
 def produced(health):
     """Metric names check_network.yml really wrote (union over the runs)."""
     names = set()
-    for _, _, series, _ in health.values():
-        names.update(series or {})
+    for _, _, per_party, _ in health.values():
+        for series in (per_party or {}).values():
+            names.update(series)
     return names
 
 
@@ -482,13 +540,13 @@ def test_alert_rules_cover_the_four_cases(rendered):
 def test_alert_rules_fire_on_the_real_health_figures(rendered, health):
     groups = rule_groups(rendered, "plain")
     _, _, before, when = health["no_prss"]
-    assert firing(groups, before, when) == {"KmsPartyPrssMissing": ["1", "2", "3", "4"]}
+    assert firing_per_party(groups, before, when) == {"KmsPartyPrssMissing": ["1", "2", "3", "4"]}
     _, _, healthy, when = health["healthy"]
-    assert firing(groups, healthy, when) == {}
-    # Twenty minutes without a new file: the figures are stale.
-    assert firing(groups, healthy, when + 1200) == {"KmsHealthFiguresStale": [None]}
+    assert firing_per_party(groups, healthy, when) == {}
+    # Twenty minutes without a new file: every party's figures are stale.
+    assert firing_per_party(groups, healthy, when + 1200) == {"KmsHealthFiguresStale": [None] * 4}
     _, _, down, when = health["party3_down"]
-    fired = firing(groups, down, when)
+    fired = firing_per_party(groups, down, when)
     assert fired["KmsPartyPeersLost"] == ["1", "2", "4"]
     assert fired["KmsPartyDegraded"] == ["3"]
     assert "KmsPartyPrssMissing" not in fired   # a node that does not answer is not reported as not initialised
@@ -497,8 +555,10 @@ def test_alert_rules_fire_on_the_real_health_figures(rendered, health):
 # ----------------------------------------------------------------------------- health figures
 
 def test_check_network_writes_the_health_figures(health):
-    rc, log, series, _ = health["healthy"]
+    rc, log, per_party, _ = health["healthy"]
     assert rc == 0, log[-3000:]
+    assert sorted(per_party) == ["1", "2", "3", "4"]
+    series = merged(per_party)
     value = dict((name, dict((tuple(sorted(l.items())), v) for l, v in samples)) for name, samples in series.items())
 
     def get(name, **labels):
@@ -521,8 +581,9 @@ def test_check_network_writes_the_health_figures(health):
 
 
 def test_check_network_records_an_unhealthy_network_and_still_fails(health):
-    rc, log, series, _ = health["party3_down"]
+    rc, log, per_party, _ = health["party3_down"]
     assert rc != 0, "check_network.yml must fail when a party is below Healthy"
+    series = merged(per_party)
     assert "party3" in log and "Unhealthy" in log       # the table is still printed
     value = dict((name, dict((l.get("party_id"), v) for l, v in samples)) for name, samples in series.items()
                  if name not in ("kms_party_peer_reachable", "kms_party_key_material"))
@@ -535,7 +596,7 @@ def test_check_network_records_an_unhealthy_network_and_still_fails(health):
 
 
 def test_check_network_refuses_a_metrics_file_the_collector_would_ignore(tmp_path):
-    rc, log = check_network([{"party_id": 1, "address": "127.0.0.1:%d" % (CLIENT + 30)}], tmp_path / "kms_party.txt")
+    rc, log = check_network(tmp_path, tmp_path / "kms_party.txt", ["--limit", "party1"])
     assert rc != 0
     assert "monitoring_health_metrics_file must be an absolute path ending in .prom" in log
     assert not (tmp_path / "kms_party.txt").exists()
