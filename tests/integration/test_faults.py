@@ -22,7 +22,7 @@ import yaml
 from tests.support.kms_sim.faults import HangingEndpoint
 from tests.support.kms_sim.testing import SimNetwork
 
-from .conftest import PROXY_PORTS, ROOT, SIM_PORT_BASE, run_playbook
+from .conftest import PROXY_PORTS, ROOT, SIM_PORT_BASE, load_network, run_playbook
 from .standin_proxy import FaultProxy
 
 # Party 2: test_security deploys the party, so either order of the two modules works.
@@ -34,17 +34,40 @@ with open(os.path.join(ROOT, "galaxy.yml")) as _fh:
 
 
 # ------------------------------------------------------------------------------ a node that hangs
+HANG_KUBE = SIM_PORT_BASE + 40         # the parties' Kubernetes API emulators: +41..+44
+
+
 @pytest.fixture(scope="module")
-def hanging_network():
-    """Parties 1-3 simulated and serving; party 4 accepts TCP connections and never answers."""
+def hanging_network(sandbox_inventory, tmp_path_factory):
+    """Parties 1-3 simulated and serving; party 4's node accepts TCP connections and never answers,
+    on its client port and on its peer port. Each party reaches only its own node, through a
+    port-forward of its own cluster's API (one emulator per party; kubeconfigs where the sandbox
+    inventory looks for them, under the returned SANDBOX_DIR)."""
+    from tests.support.kube_emulator import run_emulators
+
     peer_base, client_base = SIM_PORT_BASE, SIM_PORT_BASE + 10
+    pod_ports = dict((p["party_id"], p["client_port"]) for p in load_network(sandbox_inventory)["parties"])
+    folder = tmp_path_factory.mktemp("hanging-sandbox")
     network = SimNetwork(4, peer_base, client_base, name="hang", storage="ram", peer_timeout=0.5)
     hanging = []
     try:
         network.start([1, 2, 3])
         hanging = [HangingEndpoint(client_base + 4).start(), HangingEndpoint(peer_base + 4).start()]
-        endpoints = [{"party_id": p, "address": "127.0.0.1:%d" % (client_base + p)} for p in range(1, 5)]
-        yield endpoints
+        with run_emulators(4, base_port=HANG_KUBE, controller=False) as kube:
+            for pid in range(1, 5):
+                emulator = kube.emulator(pid)
+                emulator.create_object("v1/namespaces", None, {"metadata": {"name": "kms"}})
+
+                def target(namespace, pod, port, pid=pid):
+                    if (namespace, pod) != ("kms", "kms-core-0"):
+                        raise KeyError('pods "%s" not found' % pod)
+                    if port != pod_ports[pid]:
+                        raise LookupError("connect: connection refused")
+                    return "127.0.0.1", client_base + pid
+
+                emulator.port_forward_target = target
+                kube.write_kubeconfig(pid, folder / "kubeconfig" / ("party%d.yaml" % pid))
+            yield str(folder)
     finally:
         for endpoint in hanging:
             endpoint.stop()
@@ -69,26 +92,39 @@ def _seconds(start, end):
     return (parse(end) - parse(start)).total_seconds()
 
 
+def _health(doc, host):
+    return next(task["hosts"][host] for play in doc["plays"] for task in play["tasks"]
+                if host in task["hosts"] and "nodes" in task["hosts"][host])
+
+
 def test_check_network_names_the_hanging_node_within_the_timeout(standins, sandbox_inventory, hanging_network):
     timeout = 2
-    run = run_playbook("check_network.yml", sandbox_inventory, "--limit", PARTY,
-                       "-e", json.dumps({"check_network_endpoints": hanging_network, "check_network_timeout": timeout}),
-                       env=standins.env(), callback="json", timeout=300)
+    run = run_playbook("check_network.yml", sandbox_inventory, "--limit", "party2,party4",
+                       "-e", json.dumps({"check_network_timeout": timeout}),
+                       env=standins.env({"SANDBOX_DIR": hanging_network}), callback="json", timeout=300)
     assert run.rc != 0, run.tail()
-    name, result, seconds = _failed_task(run.json(), PARTY)
+    doc = run.json()
+    # Party 4 asks its own node, which accepts TCP and never answers: told apart from "nothing
+    # listens" and from a slow network, with the time it was given, and within that time.
+    name, result, _ = _failed_task(doc, "party4")
     assert name is not None, run.tail()
-    health = next(task["hosts"][PARTY] for play in run.json()["plays"] for task in play["tasks"]
-                  if PARTY in task["hosts"] and "nodes" in task["hosts"][PARTY])
-    node4 = next(n for n in health["nodes"] if n["party_id"] == 4)
-    # A process that accepts TCP and never answers: told apart from "nothing listens" and from
-    # a slow network, with the time it was given.
-    assert node4["reachable"] is False and node4["error_kind"] in ("no_http2", "timeout"), node4
-    assert "within %.1fs" % timeout in node4["error"], node4["error"]
-    assert "party 4" in result["msg"] or "party4" in result["msg"] or hanging_network[3]["address"] in result["msg"], (
-        result["msg"])
-    # The three healthy nodes are reported as such, and the check ended within the timeout.
-    assert sorted(n["party_id"] for n in health["nodes"] if n["reachable"]) == [1, 2, 3]
-    assert health["elapsed"] < timeout + 1.5, health["elapsed"]
+    own = _health(doc, "party4")["nodes"][0]
+    assert own["party_id"] == 4 and own["reachable"] is False, own
+    assert own["error_kind"] in ("no_http2", "timeout"), own
+    assert "within %.1fs" % timeout in own["error"], own["error"]
+    assert "party 4" in result["msg"] or "party4" in result["msg"], result["msg"]
+    # (the port-forward through the party's API server is set up within the same check)
+    assert _health(doc, "party4")["elapsed"] < timeout + 4, _health(doc, "party4")["elapsed"]
+    # Party 2's node answers and reports peer 4 unreachable over the peer port, its two other
+    # peers reachable: 3 of 4 is still Healthy (the default bar), so party 2's check passes.
+    name, result, _ = _failed_task(doc, "party2")
+    assert name is None, (name, result)
+    node2 = _health(doc, "party2")["nodes"][0]
+    assert node2["party_id"] == 2 and node2["reachable"] is True and node2["status"] == "Healthy", node2
+    context = node2["contexts"][0]
+    assert context["unreachable_peers"] == [4] and sorted(context["reachable_peers"]) == [1, 3], context
+    # No other party's client port was dialled: party 2's check asked only its own node.
+    assert [n["party_id"] for n in _health(doc, "party2")["nodes"]] == [2]
 
 
 def test_prss_init_stops_at_the_gate_naming_the_hanging_node(standins, sandbox_inventory, hanging_network):
@@ -101,19 +137,19 @@ def test_prss_init_stops_at_the_gate_naming_the_hanging_node(standins, sandbox_i
     timeout = 2
     started = time.monotonic()
     run = run_playbook("prss_init.yml", sandbox_inventory, "--limit", PARTY,
-                       "-e", json.dumps({"prss_init_endpoints": hanging_network, "prss_init_health_timeout": timeout}),
-                       env=standins.env(), callback="json", timeout=300)
+                       "-e", json.dumps({"prss_init_health_timeout": timeout}),
+                       env=standins.env({"SANDBOX_DIR": hanging_network}), callback="json", timeout=300)
     wall = time.monotonic() - started
     assert run.rc != 0, run.tail()
     name, result, seconds = _failed_task(run.json(), PARTY)
     assert name and "health" in name.lower(), (name, result)
     msg = result["msg"]
-    assert "party 4" in msg or "party4" in msg or hanging_network[3]["address"] in msg, msg
-    assert "within %.1fs" % timeout in msg, msg
+    # Party 2's own node reports the peer it cannot reach: party 4.
+    assert "party 2" in msg and "unreachable peers: 4" in msg, msg
     assert seconds < timeout + 5, "the gate took %.1f s with a %d s timeout" % (seconds, timeout)
-    # Nothing was started on any node: no epoch anywhere.
+    # Nothing was started: no epoch.
     assert "NewMpcEpoch" not in run.output
-    print("prss_init with a hanging node: failed in %.1f s (task %.1f s): %s" % (wall, seconds, msg.splitlines()[0]))
+    print("prss_init with a hanging peer: failed in %.1f s (task %.1f s): %s" % (wall, seconds, msg.splitlines()[0]))
 
 
 # ------------------------------------------------------------------------------ AWS faults

@@ -82,7 +82,8 @@ def test_without_flags_it_refuses_naming_each_flag_and_deletes_nothing(sandbox):
     rc, out, TIMINGS["refused"] = teardown(sandbox, "-e", "teardown_confirm_party=party1")
     assert rc == 2, out[-4000:]
     assert "Nothing was deleted." in out
-    assert "teardown_delete_nonempty_vaults: kms-ops-p1-private still hold object versions" in out
+    # the private vault holds the signing key and the epoch, the public one the keys kms-gen-keys published
+    assert "teardown_delete_nonempty_vaults: kms-ops-p1-private, kms-ops-p1-public still hold object versions" in out
     assert "teardown_delete_database: the connector database kms-ops-p1-connector exists." in out
     assert "teardown_schedule_kms_key_deletion: the KMS key alias/kms-ops-p1-party" in out
     # the plan names the data it refuses to delete
@@ -102,7 +103,7 @@ def test_check_mode_lists_everything_and_deletes_nothing(sandbox):
     assert rc == 0, out[-6000:]
     for expected in (
         "check mode: nothing is deleted",
-        "kms-ops-p1-private (private): holds 1 version(s) of 1 key(s)",
+        "kms-ops-p1-private (private): holds 2 version(s) of 2 key(s)",  # its signing key and epoch
         "DELETED WITH ITS CONTENTS",
         "SCHEDULED FOR DELETION in 30 days (not deleted at once)",
         "connector database kms-ops-p1-connector: postgres",
