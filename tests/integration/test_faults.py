@@ -128,17 +128,19 @@ def test_check_network_names_the_hanging_node_within_the_timeout(standins, sandb
 
 
 def test_prss_init_stops_at_the_gate_naming_the_hanging_node(standins, sandbox_inventory, hanging_network):
-    s3 = standins.boto3("s3")
+    # Party 2's private vault, in party 2's own account and region (prss_init first looks there
+    # for the epoch); removed afterwards, so that the deploys below create it themselves.
+    s3 = party_client(standins, "s3")
     bucket = "kms-sandbox-p%d-private" % PARTY_ID
-    try:
-        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-    except s3.exceptions.BucketAlreadyOwnedByYou:
-        pass
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name})
     timeout = 2
     started = time.monotonic()
-    run = run_playbook("prss_init.yml", sandbox_inventory, "--limit", PARTY,
-                       "-e", json.dumps({"prss_init_health_timeout": timeout}),
-                       env=standins.env({"SANDBOX_DIR": hanging_network}), callback="json", timeout=300)
+    try:
+        run = run_playbook("prss_init.yml", sandbox_inventory, "--limit", PARTY,
+                           "-e", json.dumps({"prss_init_health_timeout": timeout, "mpc_aws_profile": PARTY}),
+                           env=party_env(standins, {"SANDBOX_DIR": hanging_network}), callback="json", timeout=300)
+    finally:
+        s3.delete_bucket(Bucket=bucket)
     wall = time.monotonic() - started
     assert run.rc != 0, run.tail()
     name, result, seconds = _failed_task(run.json(), PARTY)
@@ -153,12 +155,12 @@ def test_prss_init_stops_at_the_gate_naming_the_hanging_node(standins, sandbox_i
 
 
 # ------------------------------------------------------------------------------ AWS faults
-def party_env(standins):
+def party_env(standins, extra=None):
     """The playbooks' environment signing as party 2 in its own account, as the sandbox inventory
     has it (profile party2 of the credentials tools/sandbox wrote): the sandbox's load balancer
     controller of party 2 provisions the peer NLB in that account, so a deploy signing with another
     account's keys never gets it. amazon.aws refuses a profile next to access keys: none here."""
-    env = standins.env()
+    env = standins.env(extra)
     env.pop("AWS_ACCESS_KEY_ID", None)
     env.pop("AWS_SECRET_ACCESS_KEY", None)
     return env

@@ -19,7 +19,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import tls_identity
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BASE_PORT = 22010  # party 1 on 22011 (this suite's port range is 22000-22499)
+# This suite's Kubernetes API emulator: party 1 on 29501 (+ 50 per xdist worker). Its own range,
+# outside the simulator suites' blocks (tests/support/kms_sim/testing.port_block, 22000-22799).
+_WORKER = int("".join(ch for ch in os.environ.get("PYTEST_XDIST_WORKER", "gw0") if ch.isdigit()) or 0)
+BASE_PORT = 29500 + 50 * _WORKER
 SECRETS = "v1/secrets"
 
 

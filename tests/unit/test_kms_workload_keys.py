@@ -19,8 +19,12 @@ import boto3
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MOTO_PORT_BASE = 22100  # + the xdist worker number (conftest.moto_url); this suite's range is 22000-22499
-KUBE_BASE_PORT = 22040  # party 1 on 22041
+# This suite's range, outside the simulator suites' blocks (kms_sim.testing.port_block, 22000-22799):
+# moto on 29600 + the xdist worker number (conftest.moto_url), the Kubernetes API emulator's
+# party 1 on 29611 (+ 50 per worker).
+_WORKER = int("".join(ch for ch in os.environ.get("PYTEST_XDIST_WORKER", "gw0") if ch.isdigit()) or 0)
+MOTO_PORT_BASE = 29600
+KUBE_BASE_PORT = 29610 + 50 * _WORKER
 REGION = "eu-west-1"
 PODS = "v1/pods"
 

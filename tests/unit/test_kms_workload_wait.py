@@ -15,8 +15,11 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BASE_PORT = 24010  # party 1 on 24011 (this suite's port range is 24000-24999)
-BARE_BASE_PORT = 24020  # party 1 on 24021: the emulator without a status controller
+# This suite's own range (29700-29799), clear of the kms_app Molecule scenario's 24000-24404:
+# party 1 on 29711, and on 29721 the emulator without a status controller (+ 50 per xdist worker).
+_WORKER = int("".join(ch for ch in os.environ.get("PYTEST_XDIST_WORKER", "gw0") if ch.isdigit()) or 0)
+BASE_PORT = 29710 + 50 * _WORKER
+BARE_BASE_PORT = 29720 + 50 * _WORKER
 
 PLAYBOOK = """
 - hosts: localhost
