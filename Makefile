@@ -7,6 +7,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+ZIPCACHE := $(VENV)/.zipimport-cache-installed
 COLL_LINK := .collections/ansible_collections/threshold_kms/mpc_party
 INVENTORY ?= inventories/sandbox
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
@@ -15,13 +16,21 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 .PHONY: venv collection-link sandbox sandbox-up sandbox-deploy sandbox-down sandbox-status \
         test lint unit molecule build render bench clean
 
-venv: $(STAMP) collection-link
+venv: $(STAMP) $(ZIPCACHE) collection-link
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (ansible-core 2.19 runs on Python 3.11)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements-dev.txt -c constraints.txt
 	touch $(STAMP)
+
+# Every Ansible module task is a new Python process that imports module_utils from a zip payload,
+# which Python never caches: tools/zipimport_cache.py keeps that bytecode (docs/performance.md).
+$(ZIPCACHE): tools/zipimport_cache.py $(STAMP)
+	site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
+	cp tools/zipimport_cache.py $$site/_mpc_zipimport_cache.py && \
+	echo "import _mpc_zipimport_cache" > $$site/_mpc_zipimport_cache.pth
+	touch $(ZIPCACHE)
 
 # The repository root is the collection: expose it under its FQCN for ansible and pytest.
 collection-link:

@@ -48,10 +48,23 @@ SCRUB = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOIN
          "ANSIBLE_STDOUT_CALLBACK", "ANSIBLE_CALLBACKS_ENABLED", "ANSIBLE_VERBOSITY")
 
 
+# The order the suites are handed to the two xdist workers: the longest first, so that the short
+# ones fill the gaps at the end (``--dist loadgroup`` gives out groups in collection order). The
+# teardown suite runs after the upgrade suite: they share party 1's deploy, and it removes it.
+SUITE_ORDER = ("test_first_start.py", "test_sandbox_e2e.py", "test_molecule.py", "test_bad_input.py",
+               "test_faults.py", "test_security.py", "test_upgrade_party.py", "test_teardown_party.py")
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if os.path.basename(str(item.fspath)) in ("test_bad_input.py", "test_faults.py", "test_security.py"):
             item.add_marker(pytest.mark.xdist_group("standins"))
+
+    def rank(item):
+        name = os.path.basename(str(item.fspath))
+        return SUITE_ORDER.index(name) if name in SUITE_ORDER else len(SUITE_ORDER)
+
+    items.sort(key=rank)  # stable: within a suite, the collection order stays
 
 
 # ---------------------------------------------------------------------------------- playbooks
@@ -233,3 +246,30 @@ def standins(sandbox_inventory):
         yield stand
     finally:
         stand.tool("down")
+
+
+# ------------------------------------------------------------------------- party 1 deployed
+PARTY1_PORT_BASE = int(os.environ.get("OPS_TEST_PARTY1_PORT_BASE", "27000"))
+
+
+@pytest.fixture(scope="session")
+def party1_sandbox(tmp_path_factory):
+    """Party 1 of a 4-party network deployed alone, shared by the upgrade and teardown suites.
+
+    ``deploy_party.yml --limit party1`` (PRSS skipped: it needs all four parties), its connector
+    database, and in its private vault the PRSS EpochData object the KMS node writes (put here at
+    the path the node uses). The suites carry ``xdist_group("party1_lifecycle")`` and run in the
+    order SUITE_ORDER gives: upgrade first, then teardown, which removes the party. Stand-ins on
+    ports 27000-27404 (``OPS_TEST_PARTY1_PORT_BASE``).
+    """
+    from tests.integration.standins import PARTY1_EPOCH_KEY, Sandbox
+
+    sb = Sandbox(str(tmp_path_factory.mktemp("party1-sandbox")), PARTY1_PORT_BASE)
+    start = time.monotonic()
+    with sb:
+        sb.deploy()
+        rc, out, _ = sb.playbook("tests/integration/files/connector_db_sandbox.yml", "--limit", "party1")
+        assert rc == 0, out[-6000:]
+        sb.client("s3").put_object(Bucket="kms-ops-p1-private", Key=PARTY1_EPOCH_KEY, Body=b"epoch data of party 1")
+        sb.setup_seconds = time.monotonic() - start
+        yield sb

@@ -24,6 +24,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 NETWORK = "ops"
+# Where party 1's KMS node keeps its PRSS epoch data (the first epoch's id) in its private vault.
+PARTY1_EPOCH_KEY = "PRIV-p1/EpochData/0800000000000000000000000000000000000000000000000000000000000001"
 
 
 def _inventory_tool():

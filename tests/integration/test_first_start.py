@@ -4,14 +4,16 @@ deploy_party.yml runs in two phases (docs/privatelink.md, "The first start of a 
 phase 1 makes each party's keys and publishes its CA in its public vault; phase 2 waits a
 bounded, visible time for every peer's CA, then configures and starts the node.
 
-(a) all four parties deployed at the same time from nothing (forks 4) reach Optimal, each
-    node trusting exactly its peers' published certificates; a second run changes nothing;
-(b) party 1 deployed alone first publishes its CA, waits the (short, set here) time, and stops
-    naming the parties it waits for, without starting its node; the other parties then deploy
-    (they find party 1's CA); party 1's re-run converges and every party is Optimal.
+Party 1 deployed alone first publishes its CA, waits the (short, set here) time, and stops
+naming the parties it waits for, without starting its node; the other parties then deploy
+(they find party 1's CA); party 1's re-run converges and every party is Optimal.
 
-One sandbox per test (ports MPC_FIRST_START_PORT_BASE, default 23500, and +50: AWS base,
-Kubernetes APIs base+100+i, KMS nodes base+200+i / +300+i / +400+i), one after the other.
+The other first start, all four parties deploying at the same time from nothing, is
+test_all_parties_at_once in test_sandbox_e2e.py: inventories/sandbox has TLS on, so the
+end-to-end deploy is that first start, and the two share one deploy.
+
+Ports MPC_FIRST_START_PORT_BASE (default 23500; AWS base, Kubernetes APIs base+100+i, KMS nodes
+base+200+i / +300+i / +400+i).
 """
 import os
 import re
@@ -44,10 +46,9 @@ def tls_sandbox(sandbox):
 
 
 @pytest.fixture()
-def sandbox(request):
-    offset = {"test_all_parties_at_once": 0, "test_one_party_first": 50}[request.node.name]
+def sandbox():
     with tempfile.TemporaryDirectory(prefix="first-start-") as tmp:
-        sb = Sandbox(tmp, PORT_BASE + offset)
+        sb = Sandbox(tmp, PORT_BASE)
         try:
             yield tls_sandbox(sb)
         finally:
@@ -114,22 +115,6 @@ def assert_configured_with_published_cas(sandbox):
             pem = published[peer][0].strip()
             assert pem.splitlines()[1] in toml, "party %d's configuration lacks party %d's certificate" % (party, peer)
         assert "[threshold.tls.manual]" in toml or "tls.manual" in toml
-
-
-def test_all_parties_at_once(sandbox):
-    rc, out, seconds = deploy(sandbox)
-    assert rc == 0, out[-8000:]
-    rows = recap(out)
-    assert sorted(rows) == list(PARTIES), out[-2000:]
-    assert all(rows[h]["failed"] == 0 and rows[h]["changed"] > 0 for h in PARTIES), rows
-    # every party published before anyone looked: nobody had to wait
-    assert "is waiting for the CA certificates" not in flat(out)
-    assert_configured_with_published_cas(sandbox)
-    assert_network_optimal(sandbox)
-
-    rc, again, _ = deploy(sandbox)
-    assert rc == 0, again[-8000:]
-    assert {h: r["changed"] for h, r in recap(again).items()} == {h: 0 for h in PARTIES}, again[-8000:]
 
 
 def test_one_party_first(sandbox):

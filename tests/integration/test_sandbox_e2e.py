@@ -2,7 +2,10 @@
 
 1. `tools/sandbox up` on ports of this test (the KMS nodes use the ports of inventories/sandbox).
 2. The deploy of all 4 parties through ansible-runner with a private data directory, the way
-   AWX runs a job template (project, inventory, env/envvars).
+   AWX runs a job template (project, inventory, env/envvars). inventories/sandbox has TLS on
+   (tls_mode manual), so this is also the first start of a network whose parties all deploy at
+   the same time (test_all_parties_at_once): every party publishes its CA before anyone looks,
+   nobody waits, and each node trusts exactly its peers' published certificates.
 3. A second deploy with ansible-playbook: every party reports changed=0.
 4. check_network.yml: the per-party table (each line from that party's own node), every party
    Optimal, PRSS present in each vault. Every client-port call any node received came from its
@@ -21,15 +24,21 @@ import subprocess
 import sys
 import time
 
+import urllib.request
+
 import boto3
 import botocore.session
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
 INVENTORY = os.path.join(ROOT, "inventories", "sandbox")
 EPOCH = "08" + "0" * 61 + "1"
+# Both tests judge one deploy (the module's fixtures): keep them on one xdist worker.
+pytestmark = pytest.mark.xdist_group("sandbox_e2e")
 
 
 def recap(output):
@@ -74,12 +83,15 @@ def sandbox(tmp_path_factory):
             "tools/sandbox down left %s running" % pid_file.name
 
 
-def test_sandbox_network_end_to_end(sandbox, tmp_path):
+@pytest.fixture(scope="module")
+def deployed(sandbox, tmp_path_factory):
+    """Steps 2 to 4, run once for the tests of this module: the ansible-runner deploy, the
+    ansible-playbook re-run and check_network.yml (their results; the tests judge them)."""
     env, state, inventory = sandbox
     import ansible_runner
 
     # --- 2. the AWX way: ansible-runner with a private data directory --------------------
-    pdd = tmp_path / "runner"
+    pdd = tmp_path_factory.mktemp("runner")
     (pdd / "env").mkdir(parents=True)
     os.symlink(ROOT, pdd / "project")
     shutil.copytree(inventory, pdd / "inventory")
@@ -88,24 +100,36 @@ def test_sandbox_network_end_to_end(sandbox, tmp_path):
     result = ansible_runner.run(private_data_dir=str(pdd), playbook="playbooks/deploy_party.yml",
                                 quiet=True, timeout=1800,
                                 envvars={"PATH": env["PATH"]})
-    stdout = result.stdout.read()
-    assert result.status == "successful" and result.rc == 0, stdout[-6000:]
-    stats = result.stats
+    first = {"status": result.status, "rc": result.rc, "stats": result.stats, "stdout": result.stdout.read()}
+    # --- 3. second deploy ------------------------------------------------------------------
+    again = subprocess.run([os.path.join(BIN, "ansible-playbook"), "playbooks/deploy_party.yml", "-i", inventory],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    # --- 4. check_network.yml ---------------------------------------------------------------
+    check = subprocess.run([os.path.join(BIN, "ansible-playbook"), "playbooks/check_network.yml", "-i", inventory],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return {"first": first, "again": again, "check": check}
+
+
+def assert_first_deploy_and_rerun(deployed):
+    first, again = deployed["first"], deployed["again"]
+    assert first["status"] == "successful" and first["rc"] == 0, first["stdout"][-6000:]
+    stats = first["stats"]
     assert sorted(stats["ok"]) == ["party1", "party2", "party3", "party4"]
     assert not stats["failures"] and not stats["dark"], stats
     assert all(stats["changed"].get(h, 0) > 0 for h in stats["ok"]), "the first deploy created nothing?"
-
-    # --- 3. second deploy: nothing to change ---------------------------------------------
-    again = subprocess.run([os.path.join(BIN, "ansible-playbook"), "playbooks/deploy_party.yml", "-i", inventory],
-                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    # the second deploy: nothing to change
     assert again.returncode == 0, again.stdout[-6000:] + again.stderr[-2000:]
     rows = recap(again.stdout)
     assert sorted(rows) == ["party1", "party2", "party3", "party4"], again.stdout[-2000:]
     assert {h: r["changed"] for h, r in rows.items()} == {h: 0 for h in rows}, again.stdout[-6000:]
 
+
+def test_sandbox_network_end_to_end(sandbox, deployed):
+    env, state, inventory = sandbox
+    assert_first_deploy_and_rerun(deployed)
+
     # --- 4. the network is healthy and PRSS is in every private vault ---------------------
-    check = subprocess.run([os.path.join(BIN, "ansible-playbook"), "playbooks/check_network.yml", "-i", inventory],
-                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    check = deployed["check"]
     assert check.returncode == 0, check.stdout[-4000:]
     for party in range(1, 5):
         assert re.search(r"party%d\s+Optimal\s+4/4\s+-" % party, check.stdout), check.stdout[-3000:]
@@ -120,6 +144,43 @@ def test_sandbox_network_end_to_end(sandbox, tmp_path):
 
     # --- 5. own accounts and regions; cross-region PrivateLink ----------------------------
     check_accounts_and_privatelink(env, parties)
+
+
+def test_all_parties_at_once(sandbox, deployed):
+    """The first start of a TLS network whose four parties deploy at the same time from nothing."""
+    env, state, inventory = sandbox
+    assert_first_deploy_and_rerun(deployed)
+    # every party published its CA before anyone looked: nobody had to wait
+    assert "is waiting for the CA certificates" not in " ".join(deployed["first"]["stdout"].split())
+    network = yaml.safe_load(open(os.path.join(inventory, "group_vars", "all", "network.yml")))["mpc_network"]
+    assert network["tls_mode"] == "manual"
+    parties = {p["party_id"]: p for p in network["parties"]}
+    published = {}
+    for pid, party in parties.items():
+        s3 = party_client(env, pid, "s3", party["region"])
+        body = s3.get_object(Bucket="kms-sandbox-p%d-public" % pid, Key="PUB-p%d/TlsIdentity/tls.crt" % pid)["Body"].read()
+        cert = x509.load_pem_x509_certificate(body)
+        assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "party%d.sandbox.kms.local" % pid
+        assert b"PRIVATE KEY" not in body
+        published[pid] = body.decode()
+    # each node's threshold.toml trusts, for every party, exactly the certificate that party published
+    for pid in parties:
+        url = "http://127.0.0.1:%d/api/v1/namespaces/kms/configmaps" % (int(env["SANDBOX_KUBE_BASE_PORT"]) + pid)
+        request = urllib.request.Request(url, headers={"User-Agent": "mpc-integration-tests"})
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            maps = json.loads(resp.read().decode()).get("items", [])
+        toml = next(cm["data"]["threshold.toml"] for cm in maps if "threshold.toml" in cm.get("data", {}))
+        assert "tls.manual" in toml
+        for peer in parties:
+            assert published[peer].strip().splitlines()[1] in toml, (
+                "party %d's configuration lacks party %d's certificate" % (pid, peer))
+    # every node reached Optimal and its PRSS is in its private vault
+    check = deployed["check"]
+    assert check.returncode == 0, check.stdout[-4000:]
+    for pid, party in parties.items():
+        assert re.search(r"party%d\s.*\sOptimal\s" % pid, check.stdout), check.stdout[-3000:]
+        s3 = party_client(env, pid, "s3", party["region"])
+        assert s3.head_object(Bucket="kms-sandbox-p%d-private" % pid, Key="PRIV-p%d/EpochData/%s" % (pid, EPOCH))["ContentLength"] > 0
 
 
 def check_own_node_calls_only(state):

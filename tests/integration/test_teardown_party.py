@@ -1,45 +1,33 @@
-"""playbooks/teardown_party.yml against the stand-ins (ports 27010-27414, one sandbox per module).
+"""playbooks/teardown_party.yml against the stand-ins.
 
-party1 is deployed alone (deploy_party.yml --limit party1, PRSS skipped: it needs all four
-parties), with its connector database, and its private vault holds the PRSS EpochData object
-the KMS node writes (put here at the path the node uses). Then, in order: a run without flags
-refuses and deletes nothing; check mode with the flags lists everything and deletes nothing;
-a run with the flags removes everything, the KMS key only scheduled for deletion; a re-run
-changes nothing.
+party1 is deployed alone with its connector database, and its private vault holds the PRSS
+EpochData object the KMS node writes: the ``party1_sandbox`` fixture of conftest.py, which the
+upgrade suite used before (so the party torn down here has been upgraded once). Then, in order:
+a run without flags refuses and deletes nothing; check mode with the flags lists everything and
+deletes nothing; a run with the flags removes everything, the KMS key only scheduled for
+deletion; a re-run changes nothing.
 """
 import datetime
 import os
-import tempfile
-import time
 
 import pytest
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
 
-from tests.integration.standins import Sandbox
+from tests.integration.standins import PARTY1_EPOCH_KEY as EPOCH_KEY
 
-pytestmark = pytest.mark.xdist_group("teardown_party")
+pytestmark = pytest.mark.xdist_group("party1_lifecycle")  # with test_upgrade_party.py, which runs first
 
-PORT_BASE = int(os.environ.get("OPS_TEST_TEARDOWN_PORT_BASE", "27010"))
-EPOCH_KEY = "PRIV-p1/EpochData/0800000000000000000000000000000000000000000000000000000000000001"
 FLAGS = ["-e", "teardown_delete_nonempty_vaults=true", "-e", "teardown_schedule_kms_key_deletion=true",
          "-e", "teardown_delete_database=true"]
 TIMINGS = {}
 
 
 @pytest.fixture(scope="module")
-def sandbox():
-    with tempfile.TemporaryDirectory(prefix="ops-teardown-") as tmp:
-        sb = Sandbox(tmp, PORT_BASE)
-        start = time.monotonic()
-        with sb:
-            sb.deploy()
-            rc, out, _ = sb.playbook("tests/integration/files/connector_db_sandbox.yml", "--limit", "party1")
-            assert rc == 0, out[-6000:]
-            sb.client("s3").put_object(Bucket="kms-ops-p1-private", Key=EPOCH_KEY, Body=b"epoch data of party 1")
-            TIMINGS["setup"] = time.monotonic() - start
-            yield sb
+def sandbox(party1_sandbox):
+    TIMINGS["setup"] = party1_sandbox.setup_seconds
+    return party1_sandbox
 
 
 def teardown(sandbox, *args):

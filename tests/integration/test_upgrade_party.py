@@ -1,6 +1,7 @@
-"""playbooks/upgrade_party.yml against the stand-ins (ports 27000-27404, one sandbox per module).
+"""playbooks/upgrade_party.yml against the stand-ins.
 
-party1 is deployed alone (deploy_party.yml --limit party1). With the other three parties down
+party1 is deployed alone (the ``party1_sandbox`` fixture of conftest.py, which the teardown
+suite uses after this one). With the other three parties down
 the quorum check refuses to roll it; with that check off (and the health threshold at none,
 since one node of four is Unhealthy by the server's rule) the upgrade runs step by step:
 trust (both PCR0 values in the key policy, image unchanged), roll (new image, both PCR0 values
@@ -9,18 +10,14 @@ still in the policy), remove (the new PCR0 alone).
 import hashlib
 import json
 import os
-import tempfile
-import time
 
 import pytest
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
-from tests.integration.standins import Sandbox
 
-pytestmark = pytest.mark.xdist_group("upgrade_party")
+pytestmark = pytest.mark.xdist_group("party1_lifecycle")  # with test_teardown_party.py, which runs after
 
-PORT_BASE = int(os.environ.get("OPS_TEST_UPGRADE_PORT_BASE", "27000"))
 NEW = {name: hashlib.sha384(("ops-release-2-" + name).encode()).hexdigest() for name in ("pcr0", "pcr1", "pcr2")}
 OLD_PCR0 = hashlib.sha384(b"ops-release-1-pcr0").hexdigest()  # tools/make_sandbox_inventory.py
 UPGRADE = ["-e", "upgrade_image_tag=v0.15.1", "-e", "upgrade_pcr0=" + NEW["pcr0"].upper(),
@@ -30,14 +27,9 @@ TIMINGS = {}
 
 
 @pytest.fixture(scope="module")
-def sandbox():
-    with tempfile.TemporaryDirectory(prefix="ops-upgrade-") as tmp:
-        sb = Sandbox(tmp, PORT_BASE)
-        start = time.monotonic()
-        with sb:
-            sb.deploy()
-            TIMINGS["deploy"] = time.monotonic() - start
-            yield sb
+def sandbox(party1_sandbox):
+    TIMINGS["deploy"] = party1_sandbox.setup_seconds
+    return party1_sandbox
 
 
 def upgrade(sandbox, *args):
