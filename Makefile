@@ -1,6 +1,7 @@
 # threshold_kms.mpc_party — developer and operator entry points.
 #   make sandbox       start the local stand-ins and deploy every party of inventories/sandbox
 #   make sandbox-down  stop every stand-in process `make sandbox` started
+#   make check         everyday feedback in about three minutes: lint and the fast unit suites
 #   make test          everything CI checks (lint, unit tests, Molecule, collection build)
 SHELL := /bin/bash
 PYTHON ?= python3.11
@@ -14,7 +15,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: venv collection-link sandbox sandbox-up sandbox-deploy sandbox-down sandbox-status \
-        test lint unit molecule build render bench clean
+        check test lint unit molecule build render bench clean
 
 venv: $(STAMP) $(ZIPCACHE) collection-link
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
@@ -72,6 +73,10 @@ build: venv
 	@mkdir -p build
 	$(BIN)/ansible-galaxy collection build --force --output-path build .
 	$(BIN)/ansible-builder create -f execution-environment.yml -c build/ee-context
+
+# The unit suites without those marked slow (tests/unit/conftest.py): the everyday loop.
+check: venv lint
+	$(BIN)/python -m pytest tests/unit -p no:cacheprovider -n 2 -m "not slow" -q
 
 unit: venv
 	$(BIN)/python -m pytest tests/unit

@@ -48,3 +48,16 @@ def moto(request, sim_aws_env):
     server = MotoProcess(request.module.MOTO_PORT).start()
     yield server
     server.stop()
+
+
+# Suites that run many ansible-playbook processes or whole simulated networks (half a minute or
+# more each on two cores). `make check` leaves them out (-m "not slow"); `make test` runs them.
+SLOW_SUITES = ("test_manifests.py", "test_monitoring.py", "test_kms_config_enclave_mode.py", "test_prss.py",
+               "test_kms_workload_keys.py", "test_kms_workload_wait.py", "test_deploy_tags.py",
+               "test_aws_roles_input_validation.py", "test_kube_emulator.py")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if os.path.basename(str(item.fspath)) in SLOW_SUITES:
+            item.add_marker(pytest.mark.slow)

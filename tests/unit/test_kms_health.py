@@ -23,12 +23,16 @@ NONKMS, NONKMS_HEALTH = BASE + 95, BASE + 96
 LEGACY_PEER, LEGACY_CLIENT = BASE + 100, BASE + 105   # 4-party networks for fallbacks / TLS
 TLS_PEER, TLS_CLIENT = BASE + 110, BASE + 115
 
-TIMEOUT = 1.0
+# The nodes answer GetHealthStatus after probing their peers (peer_timeout each, in parallel):
+# 0.5 s was too short for 13 simulated nodes dialling 156 fresh channels on two busy cores
+# (every node reported a peer unreachable, so Healthy instead of Optimal).
+TIMEOUT = 2.0
+PEER_TIMEOUT = 1.2
 
 
 @pytest.fixture(scope="module")
 def net13():
-    network = SimNetwork(13, PEER, CLIENT, storage="ram", peer_timeout=0.5,
+    network = SimNetwork(13, PEER, CLIENT, storage="ram", peer_timeout=PEER_TIMEOUT,
                          key_material={"fhe_key_ids": ["ab" * 32], "crs_ids": ["cd" * 32]})
     network.start()
     yield network
@@ -180,7 +184,7 @@ def tls_material(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tls_network(tls_material):
     """Four nodes whose client ports speak TLS only."""
-    network = SimNetwork(4, TLS_PEER, TLS_CLIENT, storage="ram", peer_timeout=0.5,
+    network = SimNetwork(4, TLS_PEER, TLS_CLIENT, storage="ram", peer_timeout=PEER_TIMEOUT,
                          client_tls=(tls_material["key"], tls_material["cert"]))
     network.start()
     yield network
@@ -212,7 +216,7 @@ def test_tls_with_the_right_and_the_wrong_ca(tls_network, tls_material):
 
 
 def test_fallbacks_for_older_nodes():
-    network = SimNetwork(4, LEGACY_PEER, LEGACY_CLIENT, storage="ram", peer_timeout=0.5,
+    network = SimNetwork(4, LEGACY_PEER, LEGACY_CLIENT, storage="ram", peer_timeout=PEER_TIMEOUT,
                          modes={2: "legacy", 3: "health_only"})
     network.start()
     try:
