@@ -15,7 +15,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: venv collection-link sandbox sandbox-up sandbox-deploy sandbox-down sandbox-status \
-        check test lint unit molecule build render bench clean
+        check test lint unit molecule build ee-image-check ee-image render bench clean
 
 venv: $(STAMP) $(ZIPCACHE) collection-link
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
@@ -72,7 +72,21 @@ lint: venv
 build: venv
 	@mkdir -p build
 	$(BIN)/ansible-galaxy collection build --force --output-path build .
-	$(BIN)/ansible-builder create -f execution-environment.yml -c build/ee-context
+	$(BIN)/ansible-builder create -f execution-environment.yml -c build/ee-context --output-filename Containerfile
+
+# The execution environment image (docs/awx.md, "Build and publish the execution environment"),
+# on a machine with podman or docker. The base image is pinned by digest here: EE_BASE_IMAGE is
+# <the base image of execution-environment.yml>@sha256:<the digest your registry reports>.
+EE_RUNTIME ?= podman
+EE_BASE_IMAGE ?=
+EE_TAG ?=
+ee-image-check:
+	@[[ "$(EE_BASE_IMAGE)" =~ ^[^@[:space:]]+@sha256:[0-9a-f]{64}$$ ]] || { echo "EE_BASE_IMAGE: the base image pinned by digest, <name>@sha256:<64 hex> (got '$(EE_BASE_IMAGE)')"; exit 2; }
+	@[[ "$(EE_TAG)" =~ ^[^[:space:]]+:[^[:space:]/]+$$ ]] || { echo "EE_TAG: <registry>/<name>:<version> to tag the image with (got '$(EE_TAG)')"; exit 2; }
+
+ee-image: ee-image-check build
+	$(BIN)/ansible-builder build -f execution-environment.yml -c build/ee-context --output-filename Containerfile \
+	    --container-runtime $(EE_RUNTIME) --build-arg EE_BASE_IMAGE=$(EE_BASE_IMAGE) -t $(EE_TAG)
 
 # The unit suites without those marked slow (tests/unit/conftest.py): the everyday loop.
 check: venv lint

@@ -51,7 +51,8 @@ SCRUB = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOIN
 # The order the suites are handed to the two xdist workers: the longest first, so that the short
 # ones fill the gaps at the end (``--dist loadgroup`` gives out groups in collection order). The
 # teardown suite runs after the upgrade suite: they share party 1's deploy, and it removes it.
-SUITE_ORDER = ("test_first_start.py", "test_sandbox_e2e.py", "test_molecule.py", "test_bad_input.py",
+SUITE_ORDER = ("test_first_start.py", "test_sandbox_e2e.py", "test_molecule.py", "test_ee_requirements.py",
+               "test_bad_input.py",
                "test_faults.py", "test_security.py", "test_upgrade_party.py", "test_teardown_party.py")
 
 

@@ -6,9 +6,15 @@ upgrade suite used before (so the party torn down here has been upgraded once). 
 a run without flags refuses and deletes nothing; check mode with the flags lists everything and
 deletes nothing; a run with the flags removes everything, the KMS key only scheduled for
 deletion; a re-run changes nothing.
+
+Every run starts, as an AWX job does, without the kubeconfig the deploy wrote: mpc_kubeconfig
+points into a new directory. While the cluster exists the playbook writes it from the cluster's
+description and deletes the Kubernetes objects (the peer Service's NLB goes with the Service);
+once the cluster is gone it says so and skips them.
 """
 import datetime
 import os
+from pathlib import Path
 
 import pytest
 from kubernetes import client as k8s_client
@@ -30,9 +36,30 @@ def sandbox(party1_sandbox):
     return party1_sandbox
 
 
-def teardown(sandbox, *args):
-    rc, out, seconds = sandbox.playbook("playbooks/teardown_party.yml", "--limit", "party1", *args)
+def fresh_kubeconfig(tmp_path):
+    """A kubeconfig path in a directory that does not exist yet, as in a fresh AWX container."""
+    path = tmp_path / "job" / "kubeconfig.yaml"
+    assert not path.parent.exists()
+    return path
+
+
+def teardown(sandbox, kubeconfig, *args):
+    rc, out, seconds = sandbox.playbook("playbooks/teardown_party.yml", "--limit", "party1",
+                                        "-e", "mpc_kubeconfig=%s" % kubeconfig, *args)
     return rc, " ".join(out.split()), seconds  # the output callback wraps long lines
+
+
+def peer_nlbs(sandbox):
+    """Load balancers the (emulated) AWS Load Balancer Controller made for the peer Service."""
+    elbv2 = sandbox.client("elbv2")
+    arns = [lb["LoadBalancerArn"] for lb in elbv2.describe_load_balancers()["LoadBalancers"]]
+    found = []
+    for start in range(0, len(arns), 20):
+        for doc in elbv2.describe_tags(ResourceArns=arns[start:start + 20])["TagDescriptions"]:
+            tags = {t["Key"]: t["Value"] for t in doc["Tags"]}
+            if tags.get("service.k8s.aws/stack") == "kms/kms-core-peer":
+                found.append(doc["ResourceArn"])
+    return found
 
 
 def state(sandbox):
@@ -41,12 +68,19 @@ def state(sandbox):
     key_id = next((a["TargetKeyId"] for a in kms.list_aliases()["Aliases"] if a["AliasName"] == "alias/kms-ops-p1-party"), None)
     api = k8s_client.AppsV1Api(k8s_config.new_client_from_config(
         config_file=os.path.join(sandbox.env["SANDBOX_DIR"], "kube", "kubeconfig-p1.yaml")))
+    core = k8s_client.CoreV1Api(api.api_client)
     try:
         api.read_namespaced_stateful_set("kms-core", "kms")
         sts = True
     except ApiException as e:
         assert e.status == 404
         sts = False
+    try:
+        core.read_namespaced_service("kms-core-peer", "kms")
+        peer_service = True
+    except ApiException as e:
+        assert e.status == 404
+        peer_service = False
     return {
         "buckets": sorted(b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith("kms-ops-p1-")),
         "key": kms.describe_key(KeyId=key_id)["KeyMetadata"] if key_id else None,
@@ -54,6 +88,8 @@ def state(sandbox):
         "clusters": eks.list_clusters()["clusters"],
         "vpcs": [v["VpcId"] for v in ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["kms-ops-p1"]}])["Vpcs"]],
         "statefulset": sts,
+        "peer_service": peer_service,
+        "peer_nlbs": peer_nlbs(sandbox),
     }
 
 
@@ -64,10 +100,12 @@ def assert_untouched(now):
     assert now["clusters"] == ["kms-ops-p1"]
     assert len(now["vpcs"]) == 1
     assert now["statefulset"]
+    assert now["peer_service"]
+    assert len(now["peer_nlbs"]) == 1
 
 
-def test_without_flags_it_refuses_naming_each_flag_and_deletes_nothing(sandbox):
-    rc, out, TIMINGS["refused"] = teardown(sandbox, "-e", "teardown_confirm_party=party1")
+def test_without_flags_it_refuses_naming_each_flag_and_deletes_nothing(sandbox, tmp_path):
+    rc, out, TIMINGS["refused"] = teardown(sandbox, fresh_kubeconfig(tmp_path), "-e", "teardown_confirm_party=party1")
     assert rc == 2, out[-4000:]
     assert "Nothing was deleted." in out
     # the private vault holds the signing key and the epoch, the public one the keys kms-gen-keys published
@@ -79,16 +117,19 @@ def test_without_flags_it_refuses_naming_each_flag_and_deletes_nothing(sandbox):
     assert_untouched(state(sandbox))
 
 
-def test_the_party_name_must_be_confirmed(sandbox):
-    rc, out, _ = teardown(sandbox, "-e", "teardown_confirm_party=party2", *FLAGS)
+def test_the_party_name_must_be_confirmed(sandbox, tmp_path):
+    rc, out, _ = teardown(sandbox, fresh_kubeconfig(tmp_path), "-e", "teardown_confirm_party=party2", *FLAGS)
     assert rc == 2
     assert "teardown_confirm_party: must equal the name of this party, party1, to tear it down (got party2)" in out
     assert_untouched(state(sandbox))
 
 
-def test_check_mode_lists_everything_and_deletes_nothing(sandbox):
-    rc, out, TIMINGS["check"] = teardown(sandbox, "--check", *FLAGS)
+def test_check_mode_lists_everything_and_deletes_nothing(sandbox, tmp_path):
+    kubeconfig = fresh_kubeconfig(tmp_path)
+    rc, out, TIMINGS["check"] = teardown(sandbox, kubeconfig, "--check", *FLAGS)
     assert rc == 0, out[-6000:]
+    # written even in check mode: the Kubernetes objects below are read through it
+    assert kubeconfig.read_text() == (Path(sandbox.env["SANDBOX_DIR"]) / "kubeconfig" / "party1.yaml").read_text()
     for expected in (
         "check mode: nothing is deleted",
         "kms-ops-p1-private (private): holds 2 version(s) of 2 key(s)",  # its signing key and epoch
@@ -109,11 +150,19 @@ def test_check_mode_lists_everything_and_deletes_nothing(sandbox):
     assert_untouched(state(sandbox))
 
 
-def test_with_the_flags_everything_goes_and_the_key_is_only_scheduled(sandbox):
+def test_with_the_flags_everything_goes_and_the_key_is_only_scheduled(sandbox, tmp_path):
     before = state(sandbox)
-    rc, out, TIMINGS["teardown"] = teardown(sandbox, "-e", "teardown_confirm_party=party1", *FLAGS)
+    kubeconfig = fresh_kubeconfig(tmp_path)
+    rc, out, TIMINGS["teardown"] = teardown(sandbox, kubeconfig, "-e", "teardown_confirm_party=party1", *FLAGS)
     assert rc == 0, out[-6000:]
     after = state(sandbox)
+    # The Kubernetes deletions went through the kubeconfig the run wrote (and removed with the cluster):
+    # the StatefulSet, the peer Service and the NLB the load balancer controller made for it are gone.
+    assert "Kubeconfig of the cluster, written in check mode too" in out
+    assert "does not exist: its Kubernetes objects went with it" not in out
+    assert not kubeconfig.exists()
+    assert not after["peer_service"]
+    assert after["peer_nlbs"] == []
     assert after["buckets"] == []
     assert after["databases"] == []
     assert after["clusters"] == []
@@ -129,8 +178,13 @@ def test_with_the_flags_everything_goes_and_the_key_is_only_scheduled(sandbox):
     assert [s["DBSnapshotIdentifier"] for s in snapshots] == ["kms-ops-p1-connector-final"]
 
 
-def test_a_rerun_finds_nothing_left_to_do(sandbox):
-    rc, out, TIMINGS["rerun"] = teardown(sandbox, "-e", "teardown_confirm_party=party1", *FLAGS)
+def test_a_rerun_finds_nothing_left_to_do(sandbox, tmp_path):
+    kubeconfig = fresh_kubeconfig(tmp_path)
+    rc, out, TIMINGS["rerun"] = teardown(sandbox, kubeconfig, "-e", "teardown_confirm_party=party1", *FLAGS)
     assert rc == 0, out[-6000:]
     assert "changed=0" in out
+    # The cluster is gone: the run says so, and only then skips the Kubernetes deletions.
+    assert "The EKS cluster kms-ops-p1 does not exist: its Kubernetes objects went with it" in out
+    assert "EKS cluster kms-ops-p1 (does not exist)" in out
+    assert not kubeconfig.parent.exists()
     print("timings (s): " + ", ".join("%s %.0f" % kv for kv in TIMINGS.items()))
