@@ -43,10 +43,18 @@ export SANDBOX_DIR
 SANDBOX_ENV = set -a && source $(SANDBOX_DIR)/env && set +a
 
 # ---- sandbox: the whole network on local stand-ins --------------------------------------
+# Interrupted (Ctrl-C, SIGTERM, SIGHUP) at any step, it stops the step and the stand-ins (docs/sandbox.md);
+# finished or failed, the stand-ins stay up for the deploy to be re-run or inspected.
 sandbox: venv
-	$(BIN)/python tools/sandbox up --inventory $(INVENTORY)
-	$(SANDBOX_ENV) && $(BIN)/ansible-playbook playbooks/deploy_party.yml -i $(INVENTORY)
-	$(SANDBOX_ENV) && $(BIN)/ansible-playbook playbooks/check_network.yml -i $(INVENTORY)
+	@set -e; child=; \
+	trap 'trap "" INT TERM HUP; echo "make sandbox: interrupted; stopping the stand-ins" >&2; \
+	      if [ -n "$$child" ]; then kill -TERM $$child 2>/dev/null || true; wait $$child || true; fi; \
+	      $(BIN)/python tools/sandbox down; exit 130' INT TERM HUP; \
+	step() { echo "$$*"; "$$@" & child=$$!; wait $$child; child=; }; \
+	step $(BIN)/python tools/sandbox up --inventory $(INVENTORY); \
+	$(SANDBOX_ENV); \
+	step $(BIN)/ansible-playbook playbooks/deploy_party.yml -i $(INVENTORY); \
+	step $(BIN)/ansible-playbook playbooks/check_network.yml -i $(INVENTORY)
 
 sandbox-up: venv
 	$(BIN)/python tools/sandbox up --inventory $(INVENTORY)
@@ -69,9 +77,15 @@ lint: venv
 	$(BIN)/ansible-lint --profile production --offline
 	$(BIN)/python -m compileall -q plugins tests tools
 
+# galaxy.yml is the one place the version is written: read here, and left out of the tarball's
+# name, so that execution-environment.yml and the docs need not repeat it.
+VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
+COLLECTION_TARBALL := build/threshold_kms-mpc_party.tar.gz
 build: venv
 	@mkdir -p build
+	rm -f build/threshold_kms-mpc_party-*.tar.gz
 	$(BIN)/ansible-galaxy collection build --force --output-path build .
+	mv build/threshold_kms-mpc_party-$(VERSION).tar.gz $(COLLECTION_TARBALL)
 	$(BIN)/ansible-builder create -f execution-environment.yml -c build/ee-context --output-filename Containerfile
 
 # The execution environment image (docs/awx.md, "Build and publish the execution environment"),

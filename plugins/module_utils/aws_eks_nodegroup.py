@@ -16,6 +16,33 @@ AMI_TYPES = (
     "BOTTLEROCKET_ARM_64", "BOTTLEROCKET_x86_64_NVIDIA", "BOTTLEROCKET_ARM_64_NVIDIA", "CUSTOM",
 )
 TAINT_EFFECTS = ("NO_SCHEDULE", "NO_EXECUTE", "PREFER_NO_SCHEDULE")
+# Statuses a run must not carry on from (EKS reports why in health.issues).
+FAILED_STATUSES = ("CREATE_FAILED", "DEGRADED", "DELETE_FAILED")
+_WHAT_TO_DO = {
+    "CREATE_FAILED": "fix the cause, delete the node group (aws eks delete-nodegroup, or teardown_party.yml) "
+                     "and re-run the deploy: it creates the group again",
+    "DEGRADED": "fix the causes listed (capacity, IAM role, subnets, launch template); EKS moves the group back "
+                "to ACTIVE once they are gone; then re-run the deploy",
+    "DELETE_FAILED": "fix the causes listed, then run the teardown again",
+}
+
+
+def health_failure(nodegroup):
+    """None for a usable node group; else one message with its status and every health issue
+    EKS reports (code, message, resources) and what to do."""
+    status = (nodegroup or {}).get("status")
+    if status not in FAILED_STATUSES:
+        return None
+    issues = ((nodegroup.get("health") or {}).get("issues")) or []
+    shown = []
+    for issue in issues:
+        text = "%s: %s" % (issue.get("code", "unknown"), issue.get("message", "").strip())
+        if issue.get("resourceIds"):
+            text += " (%s)" % ", ".join(issue["resourceIds"])
+        shown.append(text)
+    return "Node group %s of cluster %s is %s; health issues: %s. %s" % (
+        nodegroup.get("nodegroupName"), nodegroup.get("clusterName"), status,
+        "; ".join(shown) if shown else "none reported", _WHAT_TO_DO[status])
 
 
 def validate_params(params):

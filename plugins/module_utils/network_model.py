@@ -101,17 +101,6 @@ def vault_prefixes(party_id):
     return {vault: "%s-p%d" % (type_name, party_id) for vault, type_name in VAULT_TYPES.items()}
 
 
-def status_for(reachable, n):
-    """The server's health rule for one context (reachable counts the node itself)."""
-    if reachable >= n:
-        return "Optimal"
-    if reachable >= (2 * n) // 3 + 1:
-        return "Healthy"
-    if reachable > n // 3 + 1:
-        return "Degraded"
-    return "Unhealthy"
-
-
 def _check_release(release, where, errs):
     if not isinstance(release, dict):
         errs.append("%s: must be a mapping with pcr0, pcr1 and pcr2" % where)
@@ -314,7 +303,8 @@ def validate_party(network, party_vars):
     party_vars: mpc_party_id, mpc_aws_region, mpc_cluster_name, mpc_namespace,
     mpc_private_bucket, mpc_public_bucket, mpc_backup_bucket (optional),
     mpc_backup_keychain (optional, aws_kms), mpc_enclave (optional, true),
-    mpc_aws_endpoint_url (optional), mpc_kube_api_server (optional).
+    mpc_aws_endpoint_url (optional), mpc_kube_api_server (optional),
+    mpc_aws_connect_timeout / mpc_aws_read_timeout (optional, seconds: the AWS client timeouts).
     Returns the normalised fact `mpc`.
     """
     errs = []
@@ -353,6 +343,14 @@ def validate_party(network, party_vars):
     if me.get("public_bucket") and party_vars.get("mpc_public_bucket") and me["public_bucket"] != party_vars["mpc_public_bucket"]:
         errs.append("mpc_public_bucket: %s differs from mpc_network.parties[party_id=%d].public_bucket %s (peers fetch the CA from the network's value)"
                     % (party_vars["mpc_public_bucket"], pid, me["public_bucket"]))
+    for key in ("mpc_aws_connect_timeout", "mpc_aws_read_timeout"):
+        value = party_vars.get(key)
+        try:
+            seconds = None if isinstance(value, bool) else float(value)
+        except (TypeError, ValueError):
+            seconds = None
+        if value is not None and not (seconds is not None and 0 < seconds <= 3600):
+            errs.append("%s: must be a number of seconds, more than 0 and at most 3600 (got %r)" % (key, value))
     for key in ("mpc_aws_endpoint_url", "mpc_kube_api_server"):
         value = party_vars.get(key) or ""
         if value and not URL_RE.match(value):

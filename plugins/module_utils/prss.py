@@ -250,7 +250,8 @@ def _forgotten(party, state):
 
 
 def _state_line(p):
-    return "%s: %s%s" % (p["endpoint"], p["state"], (" (%s)" % p["error"]) if p["error"] else "")
+    # Named by party: the operator sees which party's node to look at (a node killed mid-epoch).
+    return "%s: %s%s" % (_who(p), p["state"], (" (%s)" % p["error"]) if p["error"] else "")
 
 
 def _who(p):

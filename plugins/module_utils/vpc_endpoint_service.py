@@ -9,7 +9,7 @@ Split in two layers so most of it is testable without AWS:
 * pure functions (validation, lookup, planning, diff, result shaping) that take and return
   plain dicts in the boto3 shapes;
 * `EndpointService`, which runs the plan through an EC2 client created by
-  ``AnsibleAWSModule.client('ec2', retry_decorator=AWSRetry.jittered_backoff())`` and
+  ``aws_retry.client(module, 'ec2')`` (the collection's retry policy) and
   honours check mode.
 """
 

@@ -19,6 +19,9 @@ description:
     to be C(ACTIVE) between them when O(wait=true). A change EKS cannot make in place (role,
     subnets, AMI type, capacity type, instance types, launch template identity) fails naming
     the property instead of replacing the group.
+  - A group EKS reports C(CREATE_FAILED), C(DEGRADED) or C(DELETE_FAILED) fails the task with
+    every health issue EKS lists (code, message, resources) and what to do, whether found at the
+    start or while waiting.
   - Why not M(community.aws.eks_nodegroup) (community.aws 10.0.0) - it refuses O(ami_type) together
     with a launch template and does not know the AL2023 AMI types, does not update taints (its
     taint update builds an invalid request), compares labels by key only, ignores the release
@@ -223,6 +226,11 @@ def wait_for(module, eks, waiter_name):
         waiter.wait(clusterName=module.params["cluster_name"], nodegroupName=module.params["name"],
                     WaiterConfig={"Delay": waiter.config.delay, "MaxAttempts": attempts})
     except botocore.exceptions.WaiterError as e:
+        # CREATE_FAILED / DEGRADED: show what EKS says is wrong rather than the waiter's state.
+        current = describe(module, eks)
+        unhealthy = ngu.health_failure(current)
+        if unhealthy:
+            module.fail_json(msg=unhealthy, nodegroup=output(current))
         module.fail_json_aws(e, msg="Node group %s did not reach the expected state (%s) within %ss"
                              % (module.params["name"], waiter_name, module.params["wait_timeout"]))
 
@@ -254,6 +262,9 @@ def ensure_present(module, eks):
         wait_for(module, eks, "nodegroup_active")
         module.exit_json(changed=True, updates=[{"create": request}], nodegroup=output(describe(module, eks)), diff=diff)
 
+    unhealthy = ngu.health_failure(current)
+    if unhealthy:
+        module.fail_json(msg=unhealthy, nodegroup=output(current))
     change = ngu.plan_update(module.params, current)
     if change["errors"]:
         module.fail_json(msg="; ".join(change["errors"]), errors=change["errors"])

@@ -117,6 +117,21 @@ from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import aws
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import iam_oidc
 
 
+# IAM is eventually consistent: right after CreateOpenIDConnectProvider, reading the new provider
+# (or its tags) may answer NoSuchEntity for a few seconds. Those reads retry on it, for about
+# 75 seconds at most (jittered backoff: 1, 2, 4, 8 then 15 s between attempts, 8 retries).
+SETTLE_BACKOFF = dict(retries=8, delay=1, max_delay=15)
+
+
+def read_provider(module, iam, arn):
+    """The described provider ``arn`` (raises the client's errors, NoSuchEntity included)."""
+    provider = iam.get_open_id_connect_provider(aws_retry=True, OpenIDConnectProviderArn=arn)
+    described = iam_oidc.describe(provider)
+    if "Tags" not in provider:
+        described["tags"] = read_tags(module, iam, arn)
+    return described
+
+
 def find_provider(module, iam, url):
     """(arn, described provider) of the provider for ``url``, or (None, None)."""
     wanted = iam_oidc.normalize_url(url)
@@ -129,15 +144,11 @@ def find_provider(module, iam, url):
         if iam_oidc.issuer_from_arn(arn).lower() != wanted.lower():
             continue
         try:
-            provider = iam.get_open_id_connect_provider(aws_retry=True, OpenIDConnectProviderArn=arn)
+            return arn, read_provider(module, iam, arn)
         except is_boto3_error_code("NoSuchEntity"):
             return None, None
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:  # pylint: disable=duplicate-except
             module.fail_json_aws(e, msg="Could not read IAM OIDC provider %s" % arn)
-        described = iam_oidc.describe(provider)
-        if "Tags" not in provider:
-            described["tags"] = read_tags(module, iam, arn)
-        return arn, described
     return None, None
 
 
@@ -194,8 +205,15 @@ def ensure_present(module, iam):
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
             module.fail_json_aws(e, msg="Could not %s the IAM OIDC provider for %s"
                                  % ("create" if change["create"] else "update", url))
-        arn, current = find_provider(module, iam, url)
-        after = current
+        if change["create"]:
+            # Read the new provider by its ARN (a listing may not show it yet), riding out NoSuchEntity.
+            settling = aws_retry.client(module, "iam", extra_codes=["NoSuchEntity"], backoff=SETTLE_BACKOFF)
+            try:
+                after = read_provider(module, settling, arn)
+            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
+                module.fail_json_aws(e, msg="Created the IAM OIDC provider %s, but IAM still does not return it" % arn)
+        else:
+            arn, after = find_provider(module, iam, url)
     if arn is None:
         arn = computed_arn(module, url)
     module.exit_json(changed=change["changed"], arn=arn, issuer=iam_oidc.issuer_from_arn(arn),

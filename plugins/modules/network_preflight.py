@@ -27,7 +27,8 @@ options:
     description:
       - The deploying party's own variables C(mpc_party_id), C(mpc_aws_region),
         C(mpc_cluster_name), C(mpc_namespace), C(mpc_private_bucket), C(mpc_public_bucket),
-        C(mpc_backup_bucket), C(mpc_vault_prefixes), C(mpc_aws_endpoint_url), C(mpc_kube_api_server).
+        C(mpc_backup_bucket), C(mpc_vault_prefixes), C(mpc_aws_endpoint_url), C(mpc_kube_api_server),
+        C(mpc_aws_connect_timeout), C(mpc_aws_read_timeout).
     type: dict
     required: true
 author:

@@ -202,8 +202,8 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import aws_retry
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import rds_managed_password as lib
 
 
@@ -270,7 +270,7 @@ def main():
     errors = lib.validate_params(module.params)
     if errors:
         module.fail_json(msg="Invalid input: " + "; ".join(errors), errors=errors)
-    rds = module.client("rds", retry_decorator=AWSRetry.jittered_backoff(catch_extra_error_codes=["InvalidDBInstanceState"]))
+    rds = aws_retry.client(module, "rds", extra_codes=["InvalidDBInstanceState"])
 
     instance = describe(module, rds)
     action, reason = lib.plan(instance, module.params["convert_existing"])

@@ -110,9 +110,17 @@ from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import aws
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import aws_s3_vault
 
 
-@aws_retry.jittered_backoff()
 def list_pages(s3, bucket, prefix):
-    return list(s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix))
+    """Every page of the listing; each page is one call through the client's retry policy
+    (a paginator's own calls would bypass it)."""
+    pages = []
+    request = dict(Bucket=bucket, Prefix=prefix)
+    while True:
+        page = s3.list_object_versions(aws_retry=True, **request)
+        pages.append(page)
+        if not page.get("IsTruncated"):
+            return pages
+        request.update(KeyMarker=page.get("NextKeyMarker", ""), VersionIdMarker=page.get("NextVersionIdMarker", ""))
 
 
 def main():
@@ -124,8 +132,7 @@ def main():
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     if module.params["max_items"] < 0:
         module.fail_json(msg="max_items: must be >= 0 (got %s)" % module.params["max_items"])
-    aws_retry.identify()
-    s3 = module.client("s3")
+    s3 = aws_retry.client(module, "s3")
     bucket = module.params["bucket"]
     try:
         pages = list_pages(s3, bucket, module.params["prefix"])

@@ -15,10 +15,17 @@ base + 220 + i         party i's KMS metrics port
 base + 300 ...         simulated KMS networks of single tests
 =====================  ==========================================================
 
-``MPC_IT_PORT_BASE`` moves the block, ``MPC_IT_SANDBOX_DIR`` the state directory (default
-``/tmp/faults-sandbox``). The stand-ins are started once per session, from empty, and stopped
-at the end. The suites share them: run them in one process (no ``-n`` split across them, or
+``MPC_IT_PORT_BASE`` moves the block, ``MPC_IT_SANDBOX_DIR`` the state directory (default: a
+new folder of the session's pytest temporary directory, so that two runs never share, or
+remove, each other's state). The stand-ins are started once per session, from empty, and
+stopped at the end. The suites share them: run them in one process (no ``-n`` split across them, or
 ``--dist loadgroup``: they carry ``xdist_group("standins")``).
+
+Ownership: the stand-ins belong to the pytest process that started them (``SANDBOX_OWNER_PID``,
+set in tests/conftest.py): if the session ends without its ``down`` (a timeout's SIGTERM, a
+SIGKILL), they stop by themselves within a second (tests/support/sandbox/owned.py). Ports stay
+clear of a ``make sandbox`` (4566, 6441+, 50001+, 50101+, 9647+):
+tests/integration/test_sandbox_interrupt.py checks every test module's port constants.
 """
 import json
 import os
@@ -39,7 +46,7 @@ AWS_PORT = PORT_BASE
 KUBE_BASE_PORT = PORT_BASE + 100
 PROXY_PORTS = (PORT_BASE + 50, PORT_BASE + 51, PORT_BASE + 52)
 SIM_PORT_BASE = PORT_BASE + 300
-SANDBOX_DIR = os.environ.get("MPC_IT_SANDBOX_DIR", "/tmp/faults-sandbox")
+SANDBOX_DIR = os.environ.get("MPC_IT_SANDBOX_DIR", "")  # "": a folder of this session's own
 # Environment that must not leak from the caller into the playbooks (they pick endpoints,
 # credentials and retry settings of their own).
 SCRUB = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_CA_BUNDLE",
@@ -234,11 +241,12 @@ class Standins(object):
 
 
 @pytest.fixture(scope="session")
-def standins(sandbox_inventory):
+def standins(sandbox_inventory, tmp_path_factory):
     """``tools/sandbox up`` from empty on this suite's ports; ``down`` at the end of the session."""
-    stand = Standins(SANDBOX_DIR, sandbox_inventory)
-    stand.tool("down")  # a leftover of an interrupted session
-    shutil.rmtree(SANDBOX_DIR, ignore_errors=True)
+    directory = SANDBOX_DIR or str(tmp_path_factory.mktemp("faults-sandbox"))
+    stand = Standins(directory, sandbox_inventory)
+    stand.tool("down")  # a leftover of an interrupted session (stopped only if its records name it)
+    shutil.rmtree(directory, ignore_errors=True)
     up = stand.tool("up", "--inventory", sandbox_inventory, "--timeout", "120")
     if up.returncode != 0:
         stand.tool("down")

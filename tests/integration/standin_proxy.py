@@ -14,12 +14,19 @@ between the playbook and a stand-in, this proxy fakes the faults that matter wit
   ``ThrottlingException`` (429, ``x-amzn-ErrorType``), S3 ``SlowDown`` (503). A retried request
   carries the same identity, so a burst of N throttles N consecutive attempts.
 
+* ``fail(rule)``: ``rule(request)`` returns None (forward it), an AWS error ``(code, message)``
+  to answer with, in the request's protocol (``aws_error``: 403 for access denied and expired
+  credentials, 400 for the rest), a whole answer ``(status, headers, body)`` (a Kubernetes API
+  error, say), or ``HANG``: the request is read and never answered until
+  ``release()`` or ``cut()`` (an AWS call that hangs). Every attempt of a call asks the rule.
+
 Every request is recorded (``log``): service, action, user agent, status, throttled or not.
 TLS is terminated with the stand-in's own certificate, so clients keep verifying the
 sandbox CA (``AWS_CA_BUNDLE``); plain HTTP stand-ins (the Kubernetes emulators) work too.
 """
 import hashlib
 import http.client
+import json
 import re
 import socket
 import ssl
@@ -67,6 +74,8 @@ class Request(object):
                                                _without_tokens(body)])).hexdigest()
         self.status = None
         self.throttled = False
+        self.injected = None  # the error code fail() answered with
+        self.hung = False
         self.time = time.monotonic()
 
     def __repr__(self):
@@ -103,6 +112,34 @@ def throttling_error(request):
     body = '{"message":"Rate exceeded"}'
     return 429, {"Content-Type": "application/json", "x-amzn-ErrorType": "ThrottlingException",
                  "x-amzn-RequestId": rid}, body.encode()
+
+
+HANG = "hang"
+FORBIDDEN_CODES = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "ExpiredToken",
+                   "ExpiredTokenException", "UnrecognizedClientException", "InvalidClientTokenId")
+
+
+def aws_error(request, code, message):
+    """(status, headers, body) of AWS's error ``code`` for the request's protocol."""
+    rid = str(uuid.uuid4())
+    status = 403 if code in FORBIDDEN_CODES else 400
+    if request.protocol == "ec2":
+        body = ('<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>%s</Code>'
+                '<Message>%s</Message></Error></Errors><RequestID>%s</RequestID></Response>' % (code, message, rid))
+        return status, {"Content-Type": "text/xml;charset=UTF-8"}, body.encode()
+    if request.protocol == "query":
+        body = ('<ErrorResponse><Error><Type>Sender</Type><Code>%s</Code><Message>%s</Message>'
+                '</Error><RequestId>%s</RequestId></ErrorResponse>' % (code, message, rid))
+        return status, {"Content-Type": "text/xml", "x-amzn-RequestId": rid}, body.encode()
+    if request.protocol == "json":
+        body = json.dumps({"__type": code, "message": message})
+        return status, {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": rid}, body.encode()
+    if request.protocol == "s3":
+        body = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>%s</Code><Message>%s</Message>'
+                '<RequestId>%s</RequestId></Error>' % (code, message, rid))
+        return status, {"Content-Type": "application/xml", "x-amz-request-id": rid}, body.encode()
+    return status, {"Content-Type": "application/json", "x-amzn-ErrorType": code, "x-amzn-RequestId": rid}, \
+        json.dumps({"message": message}).encode()
 
 
 class _Server(ThreadingHTTPServer):
@@ -153,6 +190,19 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self):
         proxy = self.server.proxy
         request = Request(self.command, self.path, self.headers, self._body())
+        fault = proxy._fault(request)
+        if fault == HANG:
+            request.status, request.hung = "hang", True
+            proxy._record(request)
+            proxy._released.wait()
+            self.close_connection = True
+            return
+        if fault:
+            status, headers, body = fault if len(fault) == 3 else aws_error(request, *fault)
+            request.status, request.injected = status, fault[0]
+            proxy._record(request)
+            self._reply(status, list(headers.items()), body)
+            return
         burst = proxy._throttle_burst(request)
         if burst:
             status, headers, body = throttling_error(request)
@@ -210,6 +260,8 @@ class FaultProxy(object):
         self._server = None
         self._thread = None
         self._rule = None
+        self._fault_rule = None
+        self._released = threading.Event()
         self._seen = {}
         self._cut_match = None
         self._cut_then = 0
@@ -236,6 +288,7 @@ class FaultProxy(object):
         with self._lock:
             server, self._server = self._server, None
             conns = list(self._conns)
+        self._released.set()
         if server is None:
             return
         server.shutdown()
@@ -265,6 +318,16 @@ class FaultProxy(object):
             self._rule = rule
             self._seen = {}
 
+    def fail(self, rule):
+        """``rule(request) -> None | (code, message) | HANG`` for every request from now on (None: off)."""
+        with self._lock:
+            self._fault_rule = rule
+            self._released.clear()
+
+    def release(self):
+        """Hung requests end (their connections are closed without an answer)."""
+        self._released.set()
+
     def __enter__(self):
         return self.start()
 
@@ -292,6 +355,11 @@ class FaultProxy(object):
     def _record(self, request):
         with self._lock:
             self.log.append(request)
+
+    def _fault(self, request):
+        with self._lock:
+            rule = self._fault_rule
+        return rule(request) if rule is not None else None
 
     def _throttle_burst(self, request):
         with self._lock:

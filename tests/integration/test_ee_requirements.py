@@ -71,6 +71,7 @@ def ee_venv(tmp_path_factory):
     run([os.path.join(BIN, "ansible-galaxy"), "collection", "build", "--force", "--output-path", build, ROOT])
     tarballs = list(build.glob("*.tar.gz"))
     assert len(tarballs) == 1, tarballs
+    tarballs[0].rename(build / "threshold_kms-mpc_party.tar.gz")  # as `make build` names it
     with open(os.path.join(ROOT, "execution-environment.yml")) as fh:
         ee = yaml.safe_load(fh)
     shutil.copy(os.path.join(ROOT, "execution-environment.yml"), work)
@@ -117,7 +118,7 @@ def ee_venv(tmp_path_factory):
 
     # 4. final: this collection from its tarball, as the final stage installs it
     # (outside the repository: its ansible.cfg would show ansible-galaxy the .collections link)
-    run([vbin / "ansible-galaxy", "collection", "install", tarballs[0], "--no-deps", "-p", collections], cwd=work,
+    run([vbin / "ansible-galaxy", "collection", "install", build / "threshold_kms-mpc_party.tar.gz", "--no-deps", "-p", collections], cwd=work,
         env={"PATH": str(vbin) + ":" + SYSTEM_PATH, "HOME": str(work), "ANSIBLE_COLLECTIONS_PATH": str(collections)})
     seconds["venv"] = time.monotonic() - started
     return {"dir": work, "bin": vbin, "collections": collections, "galaxy": [entry["name"] for entry in wanted], "pip_list": pip_list.read_text(), "seconds": seconds,

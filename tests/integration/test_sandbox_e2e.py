@@ -1,6 +1,6 @@
 """The sandbox network end to end, as `make sandbox` runs it and as AWX runs a job.
 
-1. `tools/sandbox up` on ports of this test (the KMS nodes use the ports of inventories/sandbox).
+1. `tools/sandbox up` on ports of this test (29000+; the KMS nodes too: never a `make sandbox`'s).
 2. The deploy of all 4 parties through ansible-runner with a private data directory, the way
    AWX runs a job template (project, inventory, env/envvars). inventories/sandbox has TLS on
    (tls_mode manual), so this is also the first start of a network whose parties all deploy at
@@ -56,7 +56,21 @@ def sandbox(tmp_path_factory):
                ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
     env["PATH"] = BIN + os.pathsep + env.get("PATH", "")
     env.pop("SANDBOX_AWS_SCHEME", None)
-    up = subprocess.run([sys.executable, "tools/sandbox", "up", "--inventory", "inventories/sandbox"],
+    # inventories/sandbox with the public vault URLs on this test's AWS port (peers read CAs there)
+    # and the KMS nodes on this test's ports (29200+i peer, 29300+i client, 29400+i metrics): the
+    # inventory's own (50001+i, 50101+i, 9646+i) belong to a `make sandbox` running on the machine.
+    inventory = state / "inventory"
+    shutil.copytree(INVENTORY, inventory)
+    network_yml = inventory / "group_vars" / "all" / "network.yml"
+    doc = yaml.safe_load(network_yml.read_text())
+    for party in doc["mpc_network"]["parties"]:
+        i = party["party_id"]
+        party.update(peer_port=29200 + i, client_port=29300 + i, metrics_port=29400 + i,
+                     public_vault_url=re.sub(r"https://127\.0\.0\.1:\d+/", "https://127.0.0.1:%s/" % env["SANDBOX_AWS_PORT"],
+                                             party["public_vault_url"]))
+    network_yml.write_text("---\n# inventories/sandbox on this test's ports (tests/integration/test_sandbox_e2e.py)\n"
+                           + yaml.safe_dump(doc, sort_keys=False))
+    up = subprocess.run([sys.executable, "tools/sandbox", "up", "--inventory", str(inventory)],
                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert up.returncode == 0, up.stdout + up.stderr
     for line in (state / "env").read_text().splitlines():
@@ -66,12 +80,6 @@ def sandbox(tmp_path_factory):
         elif line.startswith("unset "):
             for key in line.split()[1:]:
                 env.pop(key, None)
-    # inventories/sandbox with the public vault URLs on this test's AWS port (peers read CAs there)
-    inventory = state / "inventory"
-    shutil.copytree(INVENTORY, inventory)
-    network_yml = inventory / "group_vars" / "all" / "network.yml"
-    network_yml.write_text(re.sub(r"https://127\.0\.0\.1:\d+/", "https://127.0.0.1:%s/" % env["SANDBOX_AWS_PORT"],
-                                  network_yml.read_text()))
     yield env, state, str(inventory)
     down = subprocess.run([sys.executable, "tools/sandbox", "down"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)

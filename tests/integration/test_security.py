@@ -2,7 +2,7 @@
 
 1. ``playbooks/render_party.yml`` for the sandbox (plain mode) and for ``inventories/party1``
    (Nitro enclave mode, TLS auto), plus the Nitro device plugin DaemonSet the nitro_nodegroup
-   role applies (its ``render.yml`` entry point), are scanned with checkov's Kubernetes checks
+   role applies (its ``render`` entry point), are scanned with checkov's Kubernetes checks
    (checkov 3.2, requirements-dev.txt). Every failure must be one of the exceptions documented in
    docs/security.md, and each exception's reason is checked on the manifest itself (only the
    enclave tunnel is privileged, and no other container; ...), so an exception cannot cover a
@@ -46,7 +46,7 @@ DEVICE_PLUGIN_PLAYBOOK = """---
     - name: Device plugin DaemonSet
       ansible.builtin.include_role:
         name: threshold_kms.mpc_party.nitro_nodegroup
-        tasks_from: render.yml
+        tasks_from: render
       vars:
         nitro_nodegroup_render_path: "{{ render_dir }}/{{ inventory_hostname }}/manifests/90-device-plugin.yaml"
 """

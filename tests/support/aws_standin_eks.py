@@ -19,6 +19,11 @@ did not, in this order:
   as EKS's API default) and ``endpointPublicAccess``/``endpointPrivateAccess`` defaults
   (public on, private off).
 
+Fault switch: ``nodegroup_fault(name, status, issues)`` makes every node group of that name
+report ``status`` and those ``health.issues`` from its next describe on (``CREATE_FAILED``,
+``DEGRADED`` ...), as EKS does when instances fail to join; ``nodegroup_fault(name, None)``
+clears it. It acts on the moto of this process (an in-process server).
+
 This module imports nothing from the collection: it stands in for AWS, as a witness.
 """
 from __future__ import annotations
@@ -83,6 +88,18 @@ def _enabled_log_types(logging):
     return enabled
 
 
+NODEGROUP_FAULTS = {}
+
+
+def nodegroup_fault(name, status, issues=()):
+    """From now on node groups named ``name`` report ``status`` with ``issues`` ([{code, message,
+    resourceIds}]); ``status=None`` ends the fault (the group reports ACTIVE again)."""
+    if status is None:
+        NODEGROUP_FAULTS.pop(name, None)
+    else:
+        NODEGROUP_FAULTS[name] = (status, [dict(i) for i in issues])
+
+
 def extend_eks():
     """Patch moto's EKS backend and responses in this process (idempotent)."""
     from moto.core.responses import ActionResult, EmptyResult
@@ -116,6 +133,21 @@ def extend_eks():
         return cluster
 
     EKSBackend.describe_cluster = describe_cluster
+
+    original_describe_nodegroup = EKSBackend.describe_nodegroup
+
+    def describe_nodegroup(self, cluster_name, nodegroup_name):
+        nodegroup = original_describe_nodegroup(self, cluster_name, nodegroup_name)
+        fault = NODEGROUP_FAULTS.get(nodegroup_name)
+        if fault:
+            nodegroup.status, nodegroup.health = fault[0], {"issues": list(fault[1])}
+            nodegroup._standin_faulted = True
+        elif getattr(nodegroup, "_standin_faulted", False):
+            nodegroup.status, nodegroup.health = "ACTIVE", {"issues": []}
+            nodegroup._standin_faulted = False
+        return nodegroup
+
+    EKSBackend.describe_nodegroup = describe_nodegroup
 
     def cluster_of(response):
         name = response._get_param("name") or response._get_param("clusterName")

@@ -54,10 +54,14 @@ def load_ee(path=EE_FILE):
         return yaml.safe_load(fh)
 
 
-def galaxy_tarball():
+def galaxy_tarball(version=False):
+    """The tarball `make build` leaves in build/: ansible-galaxy's name without the version (galaxy.yml
+    keeps it); ``version=True``: the name ansible-galaxy gives it."""
     with open(os.path.join(ROOT, "galaxy.yml")) as fh:
         meta = yaml.safe_load(fh)
-    return "%s-%s-%s.tar.gz" % (meta["namespace"], meta["name"], meta["version"])
+    if version:
+        return "%s-%s-%s.tar.gz" % (meta["namespace"], meta["name"], meta["version"])
+    return "%s-%s.tar.gz" % (meta["namespace"], meta["name"])
 
 
 def create_context(ee_text, workdir):
@@ -76,6 +80,7 @@ def create_context(ee_text, workdir):
     proc = subprocess.run([os.path.join(BIN, "ansible-galaxy"), "collection", "build", "--force", "--output-path", build, ROOT],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    os.rename(os.path.join(build, galaxy_tarball(version=True)), os.path.join(build, galaxy_tarball()))
     context = os.path.join(workdir, "context")
     proc = subprocess.run([os.path.join(BIN, "ansible-builder"), "create", "-f", "execution-environment.yml", "-c", context,
                            "--output-filename", "Containerfile"], cwd=workdir, capture_output=True, text=True, timeout=120)

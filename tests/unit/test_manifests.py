@@ -459,3 +459,19 @@ def test_tls_manual_with_cas_from_the_network_and_the_privatelink_role(tmp_path)
     assert code == 2
     assert "kms_config_peer_ca_pems: tls_mode is manual" in output and "missing for party id(s) 4" in output
     assert not (tmp_path / "out2").exists()
+
+
+def test_bad_render_input_fails_on_the_nitro_render_spec(tmp_path):
+    # render_party includes nitro_nodegroup's render entry point by name (tasks_from: render), so
+    # its argument spec is validated: without it, "perhaps" | bool would silently render False.
+    extra_file = tmp_path / "extra.json"
+    extra_file.write_text(json.dumps({"nitro_nodegroup_device_plugin_cpu_advertisement": "perhaps"}))
+    code, output = repo_playbook("render_party.yml", "inventories/sandbox", "--limit", "party1",
+                                 "-e", "render_dir=%s" % (tmp_path / "out"), "-e", "@%s" % extra_file,
+                                 *peer_cas("sandbox", tmp_path), timeout=600)
+    text = " ".join(output.split())
+    assert code == 2, output[-3000:]
+    assert "Validation of arguments failed" in text and "argument_spec_name: render" in text, output[-3000:]
+    assert "'nitro_nodegroup_device_plugin_cpu_advertisement' is of type str and we were unable to convert to bool" in text, \
+        output[-3000:]
+    assert not (tmp_path / "out" / "party1" / "cluster-addons" / "nitro-device-plugin.yaml").exists()

@@ -3,7 +3,8 @@ the Kubernetes 1.32 OpenAPI schema (strict), and the node user data (MIME struct
 and the boot script run against stand-ins of sysfs and systemd: 1 GiB hugepages reserved before the
 allocator starts, boot failure when the kernel grants fewer).
 
-Both come from the role's own render entry point (tasks_from: render.yml), run by ansible-playbook."""
+Both come from the role's own render entry point (tasks_from: render, its argument spec validated), run by
+ansible-playbook."""
 import email
 import os
 import subprocess
@@ -27,7 +28,7 @@ def rendered(tmp_path_factory):
           tasks:
             - ansible.builtin.include_role:
                 name: threshold_kms.mpc_party.nitro_nodegroup
-                tasks_from: render.yml
+                tasks_from: render
               vars:
                 mpc_cluster_name: kms-test-p1
                 mpc_party_id: 1

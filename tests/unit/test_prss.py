@@ -199,7 +199,7 @@ def test_wait_with_a_hanging_node_ends_at_wait_timeout(network):
     # Every poll of party 4 would take the full 10 s call timeout without the cap.
     assert elapsed < 4, elapsed  # 2 s window; one poll of party 4 alone would take 10 s uncapped
     assert not out["done"] and out["wait_state"] == "running" and out["done_count"] == 3
-    assert out["error"].startswith("epoch %s not done on every party after 2s: 127.0.0.1:%d: unreachable" % (
+    assert out["error"].startswith("epoch %s not done on every party after 2s: party 4 (127.0.0.1:%d): unreachable" % (
         EPOCH, CLIENT + 4))
     assert "connected to 127.0.0.1:%d but the call got no answer" % (CLIENT + 4) in out["error"]
     assert out["waiting"] == ["party 4 (127.0.0.1:%d)" % (CLIENT + 4)]

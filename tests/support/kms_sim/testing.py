@@ -55,7 +55,10 @@ class MotoProcess(object):
     def start(self):
         root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
         cmd = [sys.executable, "-m", "tests.support.aws_standin", "-H", "127.0.0.1", "-p", str(self.port)]
-        self.proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        from tests.support.sandbox.procs import die_with_parent  # it ends with the test process, however that ends
+
+        self.proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     preexec_fn=die_with_parent())
         try:
             wait_port(self.port)
         except RuntimeError:

@@ -18,7 +18,12 @@ This subclass adds what ``kubernetes.core`` needs to behave as against a real cl
 * CustomResourceDefinitions that make their resources discoverable when created;
 * cascading deletion (Namespace contents, custom objects of a CRD, ownerReferences);
 * listeners, so controllers (:mod:`.workloads`) can react to changes and write status;
-* a request log (method, path, status) for request counting.
+* a request log (method, path, status) for request counting;
+* a fault switch (``POST /_emulator/faults`` with ``{"fail": N, "from_method": "POST",
+  "agent": "OpenAPI-Generator"}``, or :meth:`arm_fault`): from the first request of that method
+  and user agent on, N requests in a row are answered 503 ServiceUnavailable (etcd timing out),
+  as an API server failing in the middle of an apply; ``GET /_emulator/faults`` reports what
+  was refused. Port-forwards are never faulted.
 
 Store operations are synchronous and guarded by a thread lock, so controllers running in
 other threads can read objects and write status safely.
@@ -157,6 +162,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
     # party's "cluster" its own loopback address, so the node can tell in-cluster callers apart).
     port_forward_target: Callable[[str, str, int], tuple[str, int]] | None = None
     source_address: str | None = None
+    # The fault switch (arm_fault): {"left", "from_method", "agent", "started", "refused"}.
+    _fault: dict = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -188,6 +195,36 @@ class KubeEmulator(kmock.KubernetesEmulator):
             if self.get_object("apiextensions.k8s.io/v1/customresourcedefinitions", None, crd["metadata"]["name"]) is None:
                 self.create_object("apiextensions.k8s.io/v1/customresourcedefinitions", None, crd)
 
+    # ------------------------------------------------------------------ fault switch
+    def arm_fault(self, fail: int, from_method: str = "POST", agent: str = "") -> None:
+        """From the first ``from_method`` request whose user agent starts with ``agent`` on,
+        answer ``fail`` requests (of that agent) in a row with 503; ``fail=0`` disarms."""
+        with self._log_lock:
+            self._fault = {"left": int(fail), "from_method": from_method.upper(), "agent": agent,
+                           "started": False, "refused": []} if fail else {}
+
+    def fault_report(self) -> dict:
+        with self._log_lock:
+            return {k: v for k, v in self._fault.items()}
+
+    def _faulted(self, method: str, path: str, agent: str) -> bool:
+        with self._log_lock:
+            fault = self._fault
+            if not fault or fault["left"] <= 0 or not agent.startswith(fault["agent"]):
+                return False
+            if not fault["started"] and method.upper() != fault["from_method"]:
+                return False
+            fault["started"] = True
+            fault["left"] -= 1
+            fault["refused"].append("%s %s" % (method, path))
+            return True
+
+    async def _serve_fault_switch(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        if raw_request.method == "POST":
+            body = json.loads((await raw_request.read()) or b"{}")
+            self.arm_fault(body.get("fail", 0), body.get("from_method", "POST"), body.get("agent", ""))
+        return aiohttp.web.json_response(self.fault_report())
+
     # ------------------------------------------------------------------ HTTP entry
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         """kmock's ``RawHandler.__call__`` with our request parser (kmock's fails on /api/v1/namespaces)."""
@@ -195,7 +232,16 @@ class KubeEmulator(kmock.KubernetesEmulator):
         forward = _PORT_FORWARD_PATH.match(raw_request.path)
         if forward is not None:
             return await self._serve_port_forward(raw_request, forward.group(1), forward.group(2), started)
+        if raw_request.path == "/_emulator/faults":
+            return await self._serve_fault_switch(raw_request)
         await raw_request.read()
+        agent = ((raw_request.headers.get("User-Agent") or "").split() or ["-"])[0]
+        if self._faulted(raw_request.method, raw_request.path_qs, agent):
+            response = aiohttp.web.json_response(
+                {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                 "message": "etcdserver: request timed out", "reason": "ServiceUnavailable", "code": 503}, status=503)
+            self._log_request(raw_request.method, raw_request.path_qs, 503, time.monotonic() - started, agent)
+            return response
         raw_response: aiohttp.web.StreamResponse | None = None
         try:
             try:

@@ -22,7 +22,17 @@ state/kube.json, kube/kubeconfig-p<i>.yaml, aws/ and env (``. .sandbox/env`` poi
 credential files (or exports dummy credentials when there are no per-party accounts), the
 region and the SANDBOX_* ports). ``up`` is idempotent and waits until every
 service answers; ``down`` stops exactly the process groups recorded in pids/ and removes
-nothing else. Emulator state is in memory: ``down`` then ``up`` starts from empty clusters
+nothing else.
+
+Processes: every stand-in runs in a process group of its own, recorded in pids/<service>.json
+(pid, process group, start time and boot id: a pid the kernel has since given to another
+program is never signalled; nothing is ever looked up by name). ``up`` checks every port it
+will need first (AWS, the Kubernetes API ports and, with an inventory, each party's KMS peer
+and client ports) and fails at once naming a busy port and the process holding it. If ``up``
+fails or is interrupted (SIGINT, SIGTERM, SIGHUP) it stops what it started. With
+``SANDBOX_OWNER_PID`` set (test fixtures set their own pid), the stand-ins stop by themselves
+once that process has ended, however it ended; without it they run until ``down``, which also
+stops what an interrupted earlier run left behind. Emulator state is in memory: ``down`` then ``up`` starts from empty clusters
 (the AWS stand-in forgets everything as well).
 """
 from __future__ import annotations
@@ -32,7 +42,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -43,11 +52,12 @@ from pathlib import Path
 
 import yaml
 
+from . import procs
+
 ROOT = Path(__file__).resolve().parents[3]
 SERVICES = ("aws", "kube")
 HOST = "127.0.0.1"
-# A process is ours only if its command line carries this marker (pids get recycled).
-MARKERS = {"aws": "tests.support.aws_standin", "kube": "tests.support.sandbox.kube_process"}
+MODULES = {"aws": "tests.support.aws_standin", "kube": "tests.support.sandbox.kube_process"}
 
 
 class SandboxError(Exception):
@@ -97,6 +107,21 @@ class Settings:
     def pid_file(self, service: str) -> Path:
         return self.pids / f"{service}.pid"
 
+    def record_file(self, service: str) -> Path:
+        """The process record of ``service`` (procs.identity + command and owner)."""
+        return self.pids / f"{service}.json"
+
+    def record(self, service: str) -> dict | None:
+        try:
+            record = json.loads(self.record_file(service).read_text())
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) and "pid" in record else None
+
+    def forget(self, service: str) -> None:
+        self.pid_file(service).unlink(missing_ok=True)
+        self.record_file(service).unlink(missing_ok=True)
+
     def log_file(self, service: str) -> Path:
         return self.logs / f"{service}.log"
 
@@ -135,41 +160,53 @@ def read_network(inventory: str) -> dict:
 
 
 # ---------------------------------------------------------------------- processes
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
 def running_pid(settings: Settings, service: str) -> int | None:
-    """The pid recorded for ``service`` if that process is alive and is ours."""
-    try:
-        pid = int(settings.pid_file(service).read_text().strip())
-    except (OSError, ValueError):
+    """The pid recorded for ``service`` if that very process (pid and start time) is alive."""
+    record = settings.record(service)
+    if record is None or not procs.same_process(record):
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
-    if MARKERS[service] not in _cmdline(pid):
-        return None
-    with contextlib.suppress(OSError):  # a zombie is not running
-        if Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z":
-            return None
-    return pid
+    return int(record["pid"])
 
 
-def port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
+port_free = procs.port_free
+
+
+def owner_from_env() -> dict | None:
+    """The process the stand-ins belong to (``SANDBOX_OWNER_PID``), or None: they run until ``down``."""
+    raw = os.environ.get("SANDBOX_OWNER_PID", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise SandboxError(f"SANDBOX_OWNER_PID must be a process id (got {raw!r})")
+    owner = procs.identity(int(raw))
+    if owner is None:
+        raise SandboxError(f"SANDBOX_OWNER_PID: no process {raw} is running")
+    return owner
+
+
+def needed_ports(settings: Settings, services: list[str], parties: int, network: dict) -> dict[int, str]:
+    """{port: what} of every listener ``up`` will open for ``services`` that are not running yet."""
+    ports: dict[int, str] = {}
+    if "aws" in services and not running_pid(settings, "aws"):
+        ports[settings.aws_port] = "the AWS stand-in (SANDBOX_AWS_PORT)"
+    if "kube" in services and not running_pid(settings, "kube"):
+        for i in range(1, parties + 1):
+            ports[settings.kube_base_port + i] = f"party {i}'s Kubernetes API (SANDBOX_KUBE_BASE_PORT + {i})"
+        for party in network.get("parties") or []:
+            for key in ("peer_port", "client_port"):
+                if isinstance(party.get(key), int):
+                    ports.setdefault(party[key], f"party {party.get('party_id')}'s KMS node {key} (the inventory's mpc_network)")
+    return ports
+
+
+def check_ports(settings: Settings, services: list[str], parties: int, network: dict) -> None:
+    busy = [f"{procs.describe_port(port)}: needed for {what}"
+            for port, what in sorted(needed_ports(settings, services, parties, network).items())
+            if not port_free(port)]
+    if busy:
+        raise SandboxError("ports in use, nothing started:\n  " + "\n  ".join(busy)
+                           + "\nstop that process (`tools/sandbox down` if it is a sandbox of this folder) or "
+                             "choose other ports (SANDBOX_AWS_PORT, SANDBOX_KUBE_BASE_PORT, the inventory's KMS ports)")
 
 
 def answers(url: str, timeout: float = 1.0, cafile: Path | None = None) -> bool:
@@ -309,46 +346,39 @@ def ensure_accounts(settings: Settings, accounts: list[tuple[int, str, str]]) ->
     return profiles
 
 
-def spawn(settings: Settings, service: str, command: list[str], env: dict) -> subprocess.Popen:
+def spawn(settings: Settings, service: str, command: list[str], env: dict,
+          owner: dict | None = None) -> subprocess.Popen:
+    """Start ``python -m <module> <args>`` (``command``) in a process group of its own, under
+    tests.support.sandbox.owned (it stops when ``owner`` ends), and record it in pids/."""
     settings.logs.mkdir(parents=True, exist_ok=True)
     settings.pids.mkdir(parents=True, exist_ok=True)
+    python, flag, module, *args = command
+    assert flag == "-m", command
+    wrapped = [python, "-m", "tests.support.sandbox.owned", procs.format_owner(owner) if owner else "-", module, *args]
     with open(settings.log_file(service), "ab") as log:
         log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(command)}\n".encode())
         log.flush()
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
+        proc = subprocess.Popen(wrapped, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+    record = procs.identity(proc.pid) or {"pid": proc.pid, "pgid": proc.pid, "start": procs.start_ticks(proc.pid),
+                                          "boot": procs.boot_id()}
+    record.update(service=service, command=command, owner=owner)
+    tmp = settings.record_file(service).with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, settings.record_file(service))
     settings.pid_file(service).write_text(f"{proc.pid}\n")
     return proc
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of process group ``pgid``."""
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            members.append(int(entry))
-    return members
-
-
-def stop_group(pid: int, timeout: float = 15.0) -> None:
-    """SIGTERM the process group led by ``pid``, then SIGKILL what is left after ``timeout``."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        if not group_members(pid):  # gone (zombies wait for their parent; they hold nothing)
-            return
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
+def stop_service(settings: Settings, service: str, timeout: float = 15.0) -> int | None:
+    """Stop the recorded process group of ``service`` (only if it is still the recorded one) and
+    forget it. Returns the pid it stopped, None when nothing of it ran."""
+    record = settings.record(service)
+    stopped = None
+    if record is not None and procs.stop_record(record, timeout):
+        stopped = int(record["pid"])
+    settings.forget(service)
+    return stopped
 
 
 def tail(path: Path, lines: int = 15) -> str:
@@ -359,7 +389,61 @@ def tail(path: Path, lines: int = 15) -> str:
 
 
 # ---------------------------------------------------------------------- commands
+class Interrupted(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_SPAWNING = {"now": False, "deferred": None}
+
+
+def _raise_interrupted(signum: int, _frame) -> None:
+    if _SPAWNING["now"]:  # between the start of a process and its record: interrupt right after
+        _SPAWNING["deferred"] = signum
+        return
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def _recording():
+    """No interruption until the process started here is recorded (in pids/ and in ``started``)."""
+    _SPAWNING.update(now=True, deferred=None)
+    try:
+        yield
+    finally:
+        _SPAWNING["now"] = False
+    if _SPAWNING["deferred"] is not None:
+        raise Interrupted(_SPAWNING["deferred"])
+
+
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    """``_up``, stopping what it started when it fails or is interrupted (SIGINT, SIGTERM, SIGHUP)."""
+    started: dict[str, subprocess.Popen] = {}
+    previous = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    rc = 1
+    try:
+        rc = _up(args, settings, started)
+        return rc
+    except Interrupted as exc:
+        print(f"sandbox: up interrupted ({exc}): stopping what it started", file=sys.stderr)
+        rc = 128 + exc.signum
+        return rc
+    finally:
+        if rc != 0:
+            for sig in previous:  # a second signal must not cut the clean-up short
+                signal.signal(sig, signal.SIG_IGN)
+            for service, proc in started.items():
+                if stop_service(settings, service) is None:
+                    settings.forget(service)
+                with contextlib.suppress(ChildProcessError, OSError):
+                    proc.wait(timeout=1)
+                print(f"{service}: stopped (pid {proc.pid})", file=sys.stderr)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _up(args: argparse.Namespace, settings: Settings, started: dict[str, subprocess.Popen]) -> int:
     services = _only(args.only)
     if args.parties:
         parties, network = args.parties, {}
@@ -370,7 +454,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     regions = [str(p.get("region", "eu-west-1")) for p in sorted(party_list, key=lambda p: p.get("party_id", 0))]
     region = regions[0] if regions else os.environ.get("AWS_DEFAULT_REGION", "eu-west-1")
     env = child_env(settings, region)
-    started: dict[str, subprocess.Popen] = {}
+    owner = owner_from_env()
+    check_ports(settings, services, parties, network)
     accounts = party_accounts(network)
     profiles: dict[int, str] = {}
 
@@ -394,8 +479,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
             continue
         if service == "aws":
             if not port_free(settings.aws_port):
-                raise SandboxError(f"aws: port {settings.aws_port} is in use by another process "
-                                   "(set SANDBOX_AWS_PORT to use another)")
+                raise SandboxError(f"aws: {procs.describe_port(settings.aws_port)} (set SANDBOX_AWS_PORT to use another)")
             command = [sys.executable, "-m", "tests.support.aws_standin", "-H", HOST, "-p", str(settings.aws_port)]
             if settings.aws_scheme == "https":
                 cert, key = ensure_tls(settings)
@@ -406,8 +490,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
             busy = [settings.kube_base_port + i for i in range(1, parties + 1)
                     if not port_free(settings.kube_base_port + i)]
             if busy:
-                raise SandboxError(f"kube: ports {', '.join(map(str, busy))} are in use by another process "
-                                   "(set SANDBOX_KUBE_BASE_PORT to use others)")
+                raise SandboxError("kube: " + "; ".join(procs.describe_port(p) for p in busy)
+                                   + " (set SANDBOX_KUBE_BASE_PORT to use others)")
             command = [sys.executable, "-m", "tests.support.sandbox.kube_process", "--parties", str(parties),
                        "--base-port", str(settings.kube_base_port), "--state-dir", str(settings.dir),
                        "--aws-endpoint", settings.aws_url, "--regions", ",".join(regions)]
@@ -417,7 +501,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
                 command += ["--crds", args.crds]
             (settings.dir / "state").mkdir(parents=True, exist_ok=True)
             (settings.dir / "state" / "kube-process.json").write_text(json.dumps({"parties": parties}))
-        started[service] = spawn(settings, service, command, env)
+        with _recording():
+            started[service] = spawn(settings, service, command, env, owner)
         print(f"{service}: started (pid {started[service].pid}), log {settings.log_file(service)}")
 
     problems = wait_ready(settings, services, parties, args.timeout, started)
@@ -427,11 +512,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         for service, message in problems.items():
             print(f"{service}: {message}\n--- last lines of {settings.log_file(service)}:\n"
                   f"{tail(settings.log_file(service))}", file=sys.stderr)
-        for service, proc in started.items():  # leave nothing half-started behind
-            if service in problems:
-                stop_group(proc.pid)
-                settings.pid_file(service).unlink(missing_ok=True)
-        return 1
+        return 1  # cmd_up stops everything this run started: nothing half-started is left behind
     write_env(settings, region, per_party_accounts=bool(profiles) or settings.credentials_file.is_file())
     cmd_status(args, settings)
     print(f"environment: . {settings.dir / 'env'}")
@@ -487,13 +568,14 @@ def write_env(settings: Settings, region: str, per_party_accounts: bool = False)
 
 def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
     for service in reversed(_only(args.only)):
-        pid = running_pid(settings, service)
-        if pid is None:
-            print(f"{service}: not running")
-        else:
-            stop_group(pid)
-            print(f"{service}: stopped (pid {pid})")
-        settings.pid_file(service).unlink(missing_ok=True)
+        if settings.record(service) is None and settings.pid_file(service).is_file():
+            # written by an older tools/sandbox: no start time to tell the process from a stranger
+            print(f"{service}: {settings.pid_file(service)} has no process record ({service}.json): "
+                  "not stopping anything by that pid; stop the process yourself if it is a stand-in")
+            settings.pid_file(service).unlink(missing_ok=True)
+            continue
+        pid = stop_service(settings, service)
+        print(f"{service}: stopped (pid {pid})" if pid else f"{service}: not running")
     return 0
 
 

@@ -36,6 +36,7 @@ import base64
 import dataclasses
 import logging
 import os
+import re
 import shlex
 import shutil
 import tempfile
@@ -243,6 +244,24 @@ def _env(container: dict) -> dict:
             if isinstance(e, dict) and "name" in e and "value" in e}
 
 
+_BIND = re.compile(r"cannot bind [^\s:]+:(\d+)")
+
+
+def explain(exc: Exception) -> str:
+    """The node's start-up error as the pod's status message; a port it could not bind names the
+    process holding it (tests.support.sandbox.procs.describe_port), which the rollout wait of
+    kms_workload prints with the pod's conditions."""
+    message = f"{type(exc).__name__}: {exc}"
+    match = _BIND.search(str(exc))
+    if match:
+        from .procs import describe_port, port_free
+
+        port = int(match.group(1))
+        if not port_free(port):  # first: the wait cuts a condition's message at 300 characters
+            message = f"{describe_port(port)}; {message}"
+    return message
+
+
 class KmsNodeRunner:
     """:class:`~tests.support.kube_emulator.PodRunner` starting KMS node simulators."""
 
@@ -288,7 +307,7 @@ class KmsNodeRunner:
             except ConfigProblem as exc:
                 return self._failed(key, pod, exc.reason, exc.message, previous, exc.init_container)
             except Exception as exc:  # the real server would exit: crash loop
-                return self._failed(key, pod, "CrashLoopBackOff", f"{type(exc).__name__}: {exc}", previous)
+                return self._failed(key, pod, "CrashLoopBackOff", explain(exc), previous)
             pod.node = node
             pod.failures = 0
             pod.ports = (getattr(getattr(node, "cfg", None), "client_port", None),

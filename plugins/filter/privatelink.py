@@ -1,0 +1,572 @@
+# -*- coding: utf-8 -*-
+# Copyright: threshold_kms.mpc_party contributors
+# Apache License 2.0 (see LICENSE)
+"""Decisions of the privatelink role, made on plain data before (or between) its AWS and
+Kubernetes calls; the role's task files only call these and loop over the plans.
+
+``privatelink_model``: from the network definition, this party, its peers (the other parties
+with a service name), the accounts and regions its endpoint service allows, the NLB listeners.
+``privatelink_input_errors``: every input rule, one message per broken rule naming its variable.
+``privatelink_nlb``: the NLB among the load balancers of the account, or why there is none.
+``privatelink_consumer_plan``: from what exists (endpoints, security groups, Services), what is
+kept, what is stale and removed, and the security group rules and tags of each peer.
+``privatelink_peer_endpoints``: the endpoints created, by peer id, as privatelink_facts carries them.
+``privatelink_ca_requests`` / ``privatelink_ca_progress``: where each party's CA is read, and the
+bookkeeping of the bounded wait for those not published yet.
+``privatelink_overlay``: the network definition with the service names the provider pass published
+(the sandbox overlay). Documentation: plugins/filter/privatelink_*.yml.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import re
+
+from ansible.errors import AnsibleFilterError
+from ansible.module_utils.common.yaml import yaml_load
+
+SERVICE_NAME_RE = re.compile(r"^com\.amazonaws\.vpce\.[a-z0-9-]+\.vpce-svc-[0-9a-f]{8,17}$")
+ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
+VPC_RE = re.compile(r"^vpc-[0-9a-f]+$")
+SG_RE = re.compile(r"^sg-[0-9a-f]+$")
+NLB_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?$")
+CIDR_RE = re.compile(r"^(([0-9]{1,3}\.){3}[0-9]{1,3}/([0-9]|[12][0-9]|3[0-2])"
+                     r"|[0-9a-fA-F:]+:[0-9a-fA-F:]*/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8]))$")
+LOOPBACK_RE = re.compile(r"^(127(\.[0-9]{1,3}){3}|::1|\[::1\]|localhost)$")
+# endpoint states that no longer carry traffic (AWS keeps deleted endpoints listed for a while)
+DEAD_ENDPOINT_STATES = ("deleting", "deleted", "rejected", "failed", "expired")
+PEER_LABEL = "threshold-kms.io/peer-party-id"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+COMPONENT = "peer-endpoint"
+CA_SOURCES = ("vault", "pem", "path")
+
+
+def _plain(value):
+    """Builtin containers (Ansible hands filters its own lazy/tagged types)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+def _int(value, default=0):
+    """Jinja's `int`: a number, or `default` for anything that is not one."""
+    try:
+        return int(str(value).strip()) if not isinstance(value, bool) else int(value)
+    except (TypeError, ValueError):
+        try:
+            return int(float(str(value)))
+        except (TypeError, ValueError):
+            return default
+
+
+def _text(value):
+    return "" if value is None else str(value)
+
+
+def _bool(value):
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on", "y", "t")
+    return bool(value)
+
+
+def _tags(tags):
+    """AWS tags as a dict, whether a dict or a list of key/value (Key/Value) items."""
+    if isinstance(tags, dict):
+        return {str(k): _text(v) for k, v in tags.items()}
+    result = {}
+    for tag in tags or []:
+        if isinstance(tag, dict):
+            key = tag.get("key", tag.get("Key"))
+            if key is not None:
+                result[str(key)] = _text(tag.get("value", tag.get("Value")))
+    return result
+
+
+def _sides(sides):
+    return [str(s) for s in (sides or [])]
+
+
+# ------------------------------------------------------------------------------------ model --
+
+def privatelink_model(parties, party_id, prefix, overrides=None, expose_client_port=False):
+    """This party, its peers and what its endpoint service allows (see privatelink_model.yml)."""
+    parties = [p for p in _plain(parties or []) if isinstance(p, dict)]
+    me_id = _int(party_id)
+    overrides = {str(k): _text(v) for k, v in _plain(overrides or {}).items()}
+    prefix = _text(prefix)
+    mine = [p for p in parties if _int(p.get("party_id"), None) == me_id]
+    me = mine[0] if mine else {}
+    others = sorted((p for p in parties if _int(p.get("party_id"), None) != me_id),
+                    key=lambda p: _int(p.get("party_id")))
+    region = _text(me.get("region") or "")
+    peers = []
+    for party in others:
+        pid = _int(party.get("party_id"))
+        service = overrides.get(str(party.get("party_id")), overrides.get(str(pid)))
+        if service is None:
+            service = _text(party.get("privatelink_service_name") or "")
+        if not service:
+            continue
+        peer_region = _text(party.get("region") or "")
+        name_parts = service.split(".")
+        peers.append({
+            "party_id": pid,
+            "peer_port": _int(party.get("peer_port")),
+            "region": peer_region,
+            "region_matches_name": (name_parts[3] if len(name_parts) > 3 else "") == peer_region,
+            "service_name": service,
+            "security_group_name": "%s-to-p%d" % (prefix, pid),
+            "kubernetes_service": "party%d-external" % pid,
+        })
+    listener_ports = [{"name": "peer", "port": _int(me.get("peer_port")), "target_group": prefix[:25] + "-peer"}]
+    if _bool(expose_client_port):
+        listener_ports.append({"name": "client", "port": _int(me.get("client_port")),
+                               "target_group": prefix[:25] + "-client"})
+    return {
+        "me": me,
+        "others": others,
+        "peers": peers,
+        "peer_ids": [str(p["party_id"]) for p in peers],
+        "region": region,
+        "principal_accounts": sorted({_text(p.get("aws_account_id")) for p in others}),
+        "supported_regions": sorted({_text(p["region"]) for p in others
+                                     if p.get("region") and _text(p["region"]) != region}),
+        "listener_ports": listener_ports,
+        "nlb_listeners": [{"Protocol": "TCP", "Port": p["port"],
+                           "DefaultActions": [{"Type": "forward", "TargetGroupName": p["target_group"]}]}
+                          for p in listener_ports],
+    }
+
+
+# ------------------------------------------------------------------------------------ input --
+
+def _address_warnings(model, namespace, cluster_domain):
+    odd = []
+    namespace = re.escape(_text(namespace).lower())
+    domain = re.escape(_text(cluster_domain).lower())
+    by_id = {_int(p.get("party_id")): p for p in model["others"]}
+    for peer in model["peers"]:
+        raw = by_id.get(peer["party_id"], {}).get("address") or ""
+        address = _text(raw).lower()
+        if address.endswith("."):
+            address = address[:-1]
+        service_re = "^%s(\\.%s(\\.svc(\\.%s)?)?)?$" % (re.escape(peer["kubernetes_service"]), namespace, domain)
+        if not (re.match(service_re, address) or LOOPBACK_RE.match(address)):
+            odd.append("party %d is %s" % (peer["party_id"], json.dumps(raw)))
+    return odd
+
+
+def _ca_problems(inputs, me_id):
+    problems = []
+    own_pem = _text(inputs.get("ca_pem"))
+    for party in inputs["parties"]:
+        if not isinstance(party, dict):
+            continue
+        ca = party.get("ca_certificate") or {"source": "vault"}
+        source = _text(ca.get("source") or "vault") if isinstance(ca, dict) else "vault"
+        own = _int(party.get("party_id")) == me_id and own_pem != ""
+        if not own and source not in CA_SOURCES:
+            problems.append("party %s has source %s (use vault, pem or path)" % (party.get("party_id"), source))
+        elif not own and source == "vault" and not _text(party.get("public_vault_url") or ""):
+            problems.append("party %s has source vault but no public_vault_url" % party.get("party_id"))
+        if not _text(party.get("mpc_identity") or ""):
+            problems.append("party %s has no mpc_identity (the CN its CA must carry)" % party.get("party_id"))
+    return problems
+
+
+def privatelink_input_errors(inputs):
+    """Every rule of the role's inputs (see privatelink_input_errors.yml)."""
+    if not isinstance(inputs, dict):
+        raise AnsibleFilterError("privatelink_input_errors: expects a dict of the role's inputs")
+    i = _plain(inputs)
+    i["parties"] = i.get("parties") if isinstance(i.get("parties"), list) else []
+    sides = _sides(i.get("sides"))
+    me_id = _int(i.get("party_id"))
+    model = privatelink_model(i["parties"], me_id, i.get("prefix", ""), i.get("service_name_overrides"))
+    tls_mode = _text(i.get("tls_mode"))
+    vpc_id = _text(i.get("vpc_id"))
+    vpc_known = _bool(i.get("vpc_known", True))
+    check_mode = _bool(i.get("check_mode", False))
+    ca_pem = _text(i.get("ca_pem"))
+    me = model["me"]
+    own_ca = me.get("ca_certificate") or {}
+    own_source = _text(own_ca.get("source") or "vault") if isinstance(own_ca, dict) else "vault"
+    errors = []
+
+    ids = [p.get("party_id") for p in i["parties"] if isinstance(p, dict)]
+    bad_accounts = [p for p in model["others"] if not ACCOUNT_RE.match(_text(p.get("aws_account_id")))]
+    if [_int(x, None) for x in ids].count(me_id) != 1 or bad_accounts:
+        errors.append(
+            "privatelink_parties / privatelink_party_id: party %s must appear exactly once among %s, and every "
+            "other party needs aws_account_id as 12 digits (its account becomes an allowed principal of this "
+            "party's endpoint service)." % (i.get("party_id"), ids))
+    if "consumer" in sides:
+        bad = [p for p in model["peers"] if not SERVICE_NAME_RE.match(p["service_name"])]
+        if bad:
+            errors.append(
+                "privatelink_parties[].privatelink_service_name / privatelink_service_name_overrides: must look like "
+                "com.amazonaws.vpce.<region>.vpce-svc-<hex>; wrong for party id(s) %s (%s)."
+                % (", ".join(str(p["party_id"]) for p in bad), ", ".join(p["service_name"] for p in bad)))
+        wrong = [p for p in model["peers"] if not p["region_matches_name"]]
+        if wrong:
+            errors.append(
+                "privatelink_parties[].privatelink_service_name / region: a service name carries the region of the "
+                "service (com.amazonaws.vpce.<region>.vpce-svc-...), which must be the party's region; wrong for %s."
+                % "; ".join("party %d (%s, region %s)" % (p["party_id"], p["service_name"], p["region"]) for p in wrong))
+    if "provider" in sides and vpc_known:
+        create = _bool(i.get("create_nlb"))
+        name = _text(i.get("nlb_name"))
+        if not ((_text(i.get("nlb_arn")) or VPC_RE.match(vpc_id))
+                and (not create or (i.get("private_subnet_ids") and NLB_NAME_RE.match(name)
+                                    and not name.startswith("internal-")))
+                and _int(me.get("peer_port")) > 0):
+            errors.append(
+                "privatelink_vpc_id is required (vpc-...) unless privatelink_nlb_arn is given (got '%s'); with "
+                "privatelink_create_nlb, privatelink_private_subnet_ids must not be empty and privatelink_nlb_name "
+                "('%s') must be 1-32 letters, digits or '-', not starting or ending with '-' nor starting with "
+                "'internal-'; this party's peer_port must be set in the network definition." % (vpc_id, name))
+    if "consumer" in sides and not (_text(i.get("kubeconfig")) or _text(i.get("kube_api_server"))):
+        errors.append("privatelink_kubeconfig or privatelink_kube_api_server: one is required to manage the "
+                      "party<N>-external Services in namespace %s." % _text(i.get("namespace")))
+    if "peer_ca" in sides and tls_mode != "none":
+        problems = _ca_problems(i, me_id)
+        if problems:
+            errors.append("privatelink_parties[].ca_certificate: tls_mode is %s, so every party's CA is needed; %s."
+                          % (tls_mode, "; ".join(problems)))
+        timeout, delay = _int(i.get("ca_wait_timeout"), -1), _int(i.get("ca_wait_delay"), 0)
+        if timeout < 0 or delay < 1:
+            errors.append("privatelink_ca_wait_timeout must be 0 or more seconds (got %s) and privatelink_ca_wait_delay "
+                          "at least 1 second (got %s)." % (i.get("ca_wait_timeout"), i.get("ca_wait_delay")))
+    publish = ca_pem != "" and bool(set(sides) & {"own_ca", "provider", "peer_ca"})
+    if publish and ("PRIVATE KEY" in ca_pem or not _text(i.get("public_bucket"))
+                    or not re.match(r"^[^/]+$", _text(i.get("ca_object_name")))):
+        errors.append("privatelink_ca_pem must hold only the CA certificate (a private key is never published), and "
+                      "privatelink_public_bucket (got '%s') and privatelink_ca_object_name (got '%s', no '/') are "
+                      "needed to publish it." % (_text(i.get("public_bucket")), _text(i.get("ca_object_name"))))
+    if tls_mode == "auto" and ca_pem:
+        errors.append("privatelink_ca_pem: must be empty in tls_mode auto: the node uses the CA its key generation "
+                      "wrote to %s/CACert/<signing key id> (the server checks that it is signed by its own signing "
+                      "key), so an operator-supplied CA cannot replace it." % _text(i.get("public_prefix")))
+    elif "own_ca" in sides and tls_mode != "none" and (
+            (tls_mode == "manual" and not check_mode and not ca_pem and own_source not in ("pem", "path"))
+            or (own_source not in ("pem", "path") and not _text(me.get("public_vault_url") or ""))):
+        errors.append("privatelink_ca_pem: the own_ca part publishes the TLS identity certificate of this party in "
+                      "tls_mode manual and needs it here (deploy_party.yml passes "
+                      "kms_workload_keys_facts.tls_certificate_pem); and the entry of this party in the network "
+                      "definition needs a public_vault_url (where the peers read it) unless its "
+                      "ca_certificate.source is pem or path.")
+
+    consumer_errors = []
+    cidrs = [_text(c) for c in (i.get("allowed_cidrs") or [])]
+    sg = _text(i.get("node_security_group_id"))
+    if "consumer" in sides and model["peers"] and vpc_known and not (
+            VPC_RE.match(vpc_id) and i.get("private_subnet_ids") and (sg or cidrs)
+            and (not sg or SG_RE.match(sg)) and all(CIDR_RE.match(c) for c in cidrs)
+            and not any(c.endswith("/0") for c in cidrs)):
+        consumer_errors.append(
+            "privatelink_vpc_id (got '%s') and privatelink_private_subnet_ids (got %s) are required; the peer "
+            "endpoints admit traffic only from privatelink_node_security_group_id (sg-..., got '%s') and/or "
+            "privatelink_allowed_cidrs (IPv4 or IPv6 CIDRs, got %s): at least one is required, and a /0 such as "
+            "0.0.0.0/0 or ::/0 is refused, because it would open the peer port to every address that can reach "
+            "the VPC." % (vpc_id, i.get("private_subnet_ids") or [], sg, cidrs))
+
+    warnings, odd = [], []
+    unevaluated = [x for x in ("provider", "consumer") if x in sides]
+    if not vpc_known and unevaluated:
+        warnings.append("Check mode: the VPC does not exist yet (privatelink_vpc_id is '%s'), so the %s side(s) would "
+                        "be created from scratch after it; they were not evaluated." % (vpc_id, " and ".join(unevaluated)))
+    if "consumer" in sides and _bool(i.get("address_check", True)):
+        odd = _address_warnings(model, i.get("namespace"), i.get("cluster_domain"))
+    if odd:
+        namespace, domain = _text(i.get("namespace")), _text(i.get("cluster_domain"))
+        warnings.append(
+            "WARNING: privatelink_parties[].address of %s: kms_config dials that address, but this role connects to "
+            "the peer through the Service party<N>-external (an alias of the peer's interface endpoint) in namespace "
+            "%s. Expected party<N>-external, optionally followed by .%s, .svc and .%s. Fix the network definition (or "
+            "kms_config_peer_address_overrides), or set privatelink_address_check: false if the peer is reached "
+            "another way on purpose." % ("; ".join(odd), namespace, namespace, domain))
+    return {"errors": errors, "consumer_errors": consumer_errors, "odd_addresses": odd, "warnings": warnings}
+
+
+# -------------------------------------------------------------------------------------- NLB --
+
+def privatelink_nlb(load_balancers, nlb_arn="", create_nlb=False, nlb_name="", vpc_id="", stack_tag="",
+                    wait_retries=0, check_mode=False):
+    """The NLB of this party among the account's load balancers (see privatelink_nlb.yml)."""
+    nlb_arn, nlb_name, vpc_id, stack_tag = _text(nlb_arn), _text(nlb_name), _text(vpc_id), _text(stack_tag)
+    create_nlb = _bool(create_nlb)
+    matches = []
+    for lb in _plain(load_balancers or []):
+        if nlb_arn:
+            hit = lb.get("load_balancer_arn") == nlb_arn
+        elif create_nlb:
+            hit = lb.get("load_balancer_name") == nlb_name
+        else:
+            hit = (lb.get("type") == "network" and lb.get("vpc_id") == vpc_id
+                   and _tags(lb.get("tags")).get("service.k8s.aws/stack") == stack_tag)
+        if hit:
+            matches.append(lb)
+    error = ""
+    if len(matches) > 1:
+        error = ("Several network load balancers in VPC %s carry service.k8s.aws/stack=%s (%s): give "
+                 "privatelink_nlb_arn." % (vpc_id, stack_tag, ", ".join(m.get("load_balancer_name", "") for m in matches)))
+    elif matches and (matches[0].get("type") != "network" or matches[0].get("scheme") != "internal"):
+        error = ("%s is a %s %s load balancer; an endpoint service needs an internal network load balancer."
+                 % (matches[0].get("load_balancer_arn"), matches[0].get("scheme"), matches[0].get("type")))
+    elif not matches and _bool(check_mode):
+        pass  # a first run has no NLB yet: the endpoint service step reports what it would create
+    elif not matches and nlb_arn:
+        error = "privatelink_nlb_arn: %s does not exist in this account and region." % nlb_arn
+    elif not matches:
+        what = ("named %s" % nlb_name) if create_nlb else ("tagged service.k8s.aws/stack=%s" % stack_tag)
+        error = ("No internal network load balancer %s in VPC %s after %s tries: the AWS Load Balancer Controller "
+                 "creates it for the peer Service of kms_workload. Check that the Service exists and the controller "
+                 "runs, or give privatelink_nlb_arn, or set privatelink_create_nlb: true where no controller runs."
+                 % (what, vpc_id, _int(wait_retries)))
+    return {"matches": matches, "nlb": matches[0] if len(matches) == 1 and not error else {}, "error": error}
+
+
+# --------------------------------------------------------------------------------- consumer --
+
+def _group_rules(peer, node_security_group_id, allowed_cidrs):
+    port = peer["peer_port"]
+    rules = []
+    if node_security_group_id:
+        rules.append({"proto": "tcp", "ports": [port], "group_id": node_security_group_id,
+                      "rule_desc": "KMS nodes to party %d" % peer["party_id"]})
+    for cidr in allowed_cidrs:
+        rules.append({"proto": "tcp", "ports": [port], ("cidr_ipv6" if ":" in cidr else "cidr_ip"): cidr,
+                      "rule_desc": "to party %d" % peer["party_id"]})
+    return rules
+
+
+def _selected(labels, selectors):
+    """Whether labels match equality (k=v) and existence (k) selectors."""
+    for selector in selectors:
+        key, sep, value = selector.partition("=")
+        if key.strip() not in labels or (sep and _text(labels[key.strip()]) != value.strip()):
+            return False
+    return True
+
+
+def privatelink_consumer_plan(peers, endpoints=None, groups=None, services=None, node_security_group_id="",
+                              allowed_cidrs=None, tags=None, service_selectors=None):
+    """What the consumer side keeps, creates and removes (see privatelink_consumer_plan.yml)."""
+    peers = _plain(peers or [])
+    node_sg = _text(node_security_group_id)
+    cidrs = [_text(c) for c in (allowed_cidrs or [])]
+    base_tags = dict(_tags(_plain(tags or {})), **{"threshold_kms/component": COMPONENT})
+    wanted = {str(p["party_id"]): p["service_name"] for p in peers}
+
+    live, stale = [], []
+    for ep in _plain(endpoints or []):
+        if _text(ep.get("state")).lower() in DEAD_ENDPOINT_STATES:
+            continue
+        peer = _tags(ep.get("tags")).get("threshold_kms/peer-party-id", "")
+        entry = {"vpc_endpoint_id": ep.get("vpc_endpoint_id"), "service_name": ep.get("service_name"), "peer": peer}
+        if peer not in wanted or wanted[peer] != ep.get("service_name"):
+            stale.append(entry)
+        else:
+            live.append(entry)
+    group_names = {p["security_group_name"] for p in peers}
+    stale_groups = [{"group_id": g.get("group_id"), "group_name": g.get("group_name")}
+                    for g in _plain(groups or []) if g.get("group_name") not in group_names]
+    # the labels are checked here, whatever the server's selector returned
+    base = [_text(x) for x in (service_selectors or ["%s=%s" % (COMPONENT_LABEL, COMPONENT), PEER_LABEL])]
+    if "%s=%s" % (COMPONENT_LABEL, COMPONENT) not in base or PEER_LABEL not in base:
+        raise AnsibleFilterError("privatelink_consumer_plan: service_selectors must select %s=%s and %s"
+                                 % (COMPONENT_LABEL, COMPONENT, PEER_LABEL))
+    stale_services = []
+    for svc in _plain(services or []):
+        meta = svc.get("metadata") or {}
+        labels = {str(k): _text(v) for k, v in (meta.get("labels") or {}).items()}
+        if _selected(labels, base) and labels[PEER_LABEL] not in wanted:
+            stale_services.append({"name": meta.get("name"), "peer": labels[PEER_LABEL]})
+    kept_ids = sorted(wanted, key=_int)
+    selectors = [x for x in base if x != PEER_LABEL] + [
+        ("%s notin (%s)" % (PEER_LABEL, ",".join(kept_ids))) if kept_ids else PEER_LABEL]
+
+    planned = []
+    for peer in peers:
+        kept = [e for e in live if e["peer"] == str(peer["party_id"])]
+        planned.append(dict(peer, rules=_group_rules(peer, node_sg, cidrs),
+                            tags=dict(base_tags, **{"Name": peer["security_group_name"],
+                                                    "threshold_kms/peer-party-id": str(peer["party_id"])}),
+                            vpc_endpoint_id=kept[0]["vpc_endpoint_id"] if kept else None))
+    removed = sorted({_int(e["peer"]) for e in stale} | {_int(s["peer"]) for s in stale_services})
+    return {"peers": planned, "stale_endpoints": stale, "stale_groups": stale_groups,
+            "stale_services": stale_services, "stale_service_selectors": selectors, "removed_peers": removed}
+
+
+def privatelink_peer_endpoints(results, namespace, cluster_domain):
+    """The interface endpoints by peer id, from the results of the endpoint task (each item: [peer, group id])."""
+    endpoints = {}
+    for res in _plain(results or []):
+        item = res.get("item") or [{}, ""]
+        peer, group_id = item[0], item[1] if len(item) > 1 else ""
+        endpoints[peer["party_id"]] = {
+            "endpoint_id": res.get("vpc_endpoint_id") or "",
+            "state": res.get("state") or "absent",
+            "dns_name": res.get("dns_name") or "",
+            "service_name": peer["service_name"],
+            "service_region": res.get("service_region") or peer.get("region") or "",
+            "security_group_id": group_id or "",
+            "port": peer["peer_port"],
+            "kubernetes_service": peer["kubernetes_service"],
+            "address": "%s.%s.svc.%s" % (peer["kubernetes_service"], _text(namespace), _text(cluster_domain)),
+        }
+    return endpoints
+
+
+# ------------------------------------------------------------------------------ CA certificates --
+
+def privatelink_ca_requests(parties, party_id, ca_pem="", public_prefix="", tls_mode="", object_name=""):
+    """Where each party's CA is read (see privatelink_ca_requests.yml): arguments of peer_ca_info."""
+    me_id = _int(party_id)
+    requests = []
+    for party in sorted((p for p in _plain(parties or []) if isinstance(p, dict)), key=lambda p: _int(p.get("party_id"))):
+        own = _int(party.get("party_id")) == me_id
+        ca = party.get("ca_certificate") or {}
+        source = "input" if own and _text(ca_pem) else _text((ca.get("source") if isinstance(ca, dict) else "") or "vault")
+        vault = source == "vault"
+        requests.append({
+            "party_id": _int(party.get("party_id")),
+            "expected_cn": _text(party.get("mpc_identity") or ""),
+            "source": source,
+            "public_vault_url": _text(party.get("public_vault_url")) if vault else None,
+            "prefix": (_text(public_prefix) if own else (party.get("prefixes") or {}).get("public")) if vault else None,
+            "tls_mode": _text(tls_mode) if vault else None,
+            "object_name": _text(object_name) if vault else None,
+            "pem": _text(ca_pem) if source == "input" else (_text(ca.get("pem")) if source == "pem" else None),
+            "path": _text(ca.get("path")) if source == "path" else None,
+        })
+    return requests
+
+
+def privatelink_ca_progress(results, found=None, checked=None, settings=None):
+    """One look at the pending CAs folded into what is known, and what to do about those still
+    missing (see privatelink_ca_progress.yml)."""
+    found = {_int(k): v for k, v in _plain(found or {}).items()}
+    checked = list(_plain(checked or []))
+    s = _plain(settings or {})
+    pending, lines = [], []
+    for res in _plain(results or []):
+        item = res.get("item") or {}
+        if res.get("pem") is not None:
+            found[_int(item.get("party_id"))] = res["pem"]
+            checked.append({"party_id": _int(item.get("party_id")), "subject_cn": res.get("subject_cn"),
+                            "not_after": res.get("not_after"), "days_left": _int(res.get("days_left"))})
+        elif res.get("missing"):
+            pending.append(item)
+            lines.append("party %s at %s" % (item.get("party_id"), res.get("url")))
+    timeout, tls_mode, missing = _int(s.get("wait_timeout")), _text(s.get("tls_mode")), _text(s.get("missing") or "fail")
+    action, message = "", ""
+    ids = ", ".join(str(p.get("party_id")) for p in pending)
+    if pending and _bool(s.get("check_mode")):
+        action = "check"
+        message = ("Check mode: no CA certificate published yet by %s. A real run waits up to %d s for them, then %s "
+                   "unless they are there by then." % ("; ".join(lines), timeout, "fails" if missing == "fail" else "warns"))
+    elif pending and missing == "warn":
+        action = "warn"
+        message = ("WARNING: no CA certificate published yet by %s (waited %d s). Continuing because "
+                   "privatelink_ca_missing is warn: privatelink_facts.peer_ca_pems lacks party id(s) %s, and kms_config "
+                   "refuses to render a configuration without every party's CA while tls_mode is %s. Re-run once they "
+                   "have published." % ("; ".join(lines), timeout, ids, tls_mode))
+    elif pending:
+        action = "fail"
+        own = _int(s.get("party_id"))
+        message = ("%swaiting for parties %s: tls_mode is %s, so the node needs every party's CA certificate, and "
+                   "theirs are not published (waited %d s; nothing readable anonymously at the URL checked: %s). Each "
+                   "party publishes its CA in the first phase of its own deploy (deploy_party.yml). Re-run when they "
+                   "have deployed: nothing made so far is lost, and the run continues from here "
+                   "(privatelink_ca_wait_timeout sets how long a run waits; a CA can also be put in the network "
+                   "definition, ca_certificate.source pem or path)."
+                   % ("Party %d published its own CA certificate; " % own if own in found else "", ids, tls_mode,
+                      timeout, "; ".join(lines)))
+    warn_days = _int(s.get("warn_days"), 30)
+    expiring = ["WARNING: the CA certificate of party %d (%s) expires on %s, in %d days: that party must publish its "
+                "new CA, and every party re-run the peer_ca step, before then."
+                % (c["party_id"], c["subject_cn"], c["not_after"], c["days_left"])
+                for c in checked if c["days_left"] < warn_days]
+    return {"found": found, "checked": checked, "pending": pending, "pending_lines": lines,
+            "action": action, "message": message, "expiring": expiring}
+
+
+def privatelink_service_note(facts, listed_name="", by_overlay=False, overlay_path="", check_mode=False):
+    """What the operator must pass on about this party's endpoint service name (see privatelink_service_note.yml)."""
+    facts = _plain(facts or {})
+    name, party, listed = _text(facts.get("service_name")), facts.get("party_id"), _text(listed_name)
+    if not name:
+        return ("Party %s has no endpoint service yet%s, so there is no service name to publish; re-run after the NLB "
+                "exists." % (party, " (check mode: it would be created by a real run)" if _bool(check_mode) else ""))
+    if name == listed:
+        return ("Party %s publishes the endpoint service %s, already in the network definition "
+                "(mpc_network.parties[party_id=%s].privatelink_service_name): nothing to send." % (party, name, party))
+    if _bool(by_overlay):
+        return ("Party %s publishes the endpoint service %s; the network overlay (%s) carries it to the other parties "
+                "in this run: nothing to send." % (party, name, _text(overlay_path)))
+    return ("ACTION: party %s publishes the endpoint service %s. Send this name to the network coordinators, to be set "
+            "as mpc_network.parties[party_id=%s].privatelink_service_name in the network definition%s; the other "
+            "parties' next run then connects to it."
+            % (party, name, party, " (it now says %s)" % listed if listed else ""))
+
+
+# ---------------------------------------------------------------------------------- overlay --
+
+def privatelink_overlay(network, published=None, previous="", path="overlay.yml"):
+    """The network definition with the published service names (see privatelink_overlay.yml)."""
+    network = _plain(network)
+    problems = []
+    if not isinstance(network, dict) or not isinstance(network.get("parties"), list):
+        problems.append("privatelink_overrides_network must be a network definition with parties (got %s)"
+                        % ("keys %s" % sorted(network) if isinstance(network, dict) else repr(network)))
+    if not re.match(r".*\.ya?ml$", _text(path)):
+        problems.append("privatelink_overrides_path must be a .yml/.yaml path (got %s)" % _text(path))
+    if problems:
+        raise AnsibleFilterError("privatelink_overlay: " + "; ".join(problems))
+    names = {}
+    if previous:
+        try:
+            doc = yaml_load(_text(previous)) or {}
+        except Exception as exc:  # a broken overlay is replaced, but say so
+            raise AnsibleFilterError("privatelink_overlay: the previous overlay does not parse as YAML: %s" % exc)
+        for party in ((doc.get("mpc_network") or {}).get("parties") or []) if isinstance(doc, dict) else []:
+            if isinstance(party, dict) and party.get("privatelink_service_name"):
+                names[str(party.get("party_id"))] = _text(party["privatelink_service_name"])
+    fresh = {}
+    for facts in _plain(published or []):
+        if isinstance(facts, dict) and facts.get("service_name"):
+            fresh[str(facts.get("party_id"))] = _text(facts["service_name"])
+    names.update(fresh)
+    parties = []
+    for party in network["parties"]:
+        key = str(party.get("party_id"))
+        parties.append(dict(party, privatelink_service_name=names.get(key, party.get("privatelink_service_name") or "")))
+    return {"network": dict(network, parties=parties), "published": sorted(fresh, key=lambda k: _int(k))}
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            "privatelink_model": privatelink_model,
+            "privatelink_input_errors": privatelink_input_errors,
+            "privatelink_nlb": privatelink_nlb,
+            "privatelink_consumer_plan": privatelink_consumer_plan,
+            "privatelink_peer_endpoints": privatelink_peer_endpoints,
+            "privatelink_ca_requests": privatelink_ca_requests,
+            "privatelink_ca_progress": privatelink_ca_progress,
+            "privatelink_service_note": privatelink_service_note,
+            "privatelink_overlay": privatelink_overlay,
+        }

@@ -1,0 +1,365 @@
+"""The privatelink role's decisions (plugins/filter/privatelink.py) on plain data: peers and
+principals from a network definition, the consumer plan from what AWS and Kubernetes hold, the
+NLB among the account's load balancers, the CA wait bookkeeping and the sandbox overlay."""
+import pytest
+import yaml
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.threshold_kms.mpc_party.plugins.filter.privatelink import (
+    FilterModule,
+    privatelink_ca_progress,
+    privatelink_ca_requests,
+    privatelink_consumer_plan,
+    privatelink_input_errors,
+    privatelink_model,
+    privatelink_nlb,
+    privatelink_overlay,
+    privatelink_peer_endpoints,
+    privatelink_service_note,
+)
+
+PREFIX = "kms-net-p1"
+
+
+def svc(region, n):
+    return "com.amazonaws.vpce.%s.vpce-svc-%017x" % (region, n)
+
+
+def network(**changes):
+    """Four parties; 2 and 3 publish a service, 2 in another region; 4 has no service name yet."""
+    parties = [
+        {"party_id": 1, "aws_account_id": "100000000001", "region": "eu-west-1", "peer_port": 50001,
+         "client_port": 50101, "mpc_identity": "p1.kms", "public_vault_url": "https://p1.example/pub"},
+        {"party_id": 2, "aws_account_id": "100000000002", "region": "us-east-1", "peer_port": 50002,
+         "privatelink_service_name": svc("us-east-1", 2), "mpc_identity": "p2.kms",
+         "public_vault_url": "https://p2.example/pub", "prefixes": {"public": "PUB-p2"}},
+        {"party_id": 3, "aws_account_id": "100000000003", "region": "eu-west-1", "peer_port": 50003,
+         "privatelink_service_name": svc("eu-west-1", 3), "mpc_identity": "p3.kms",
+         "ca_certificate": {"source": "pem", "pem": "PEM3"}},
+        {"party_id": 4, "aws_account_id": "100000000004", "region": "eu-central-1", "peer_port": 50004,
+         "mpc_identity": "p4.kms", "ca_certificate": {"source": "path", "path": "ca/p4.pem"}},
+    ]
+    for pid, fields in changes.items():
+        party = next(p for p in parties if p["party_id"] == int(pid[1:]))
+        party.update(fields)
+    return parties
+
+
+def test_the_filters_are_exported():
+    assert set(FilterModule().filters()) == {
+        "privatelink_model", "privatelink_input_errors", "privatelink_nlb", "privatelink_consumer_plan",
+        "privatelink_peer_endpoints", "privatelink_ca_requests", "privatelink_ca_progress", "privatelink_overlay",
+        "privatelink_service_note"}
+
+
+# ------------------------------------------------------------------------------------- model --
+
+def test_several_peers_only_those_with_a_service_name_and_a_cross_region_peer():
+    model = privatelink_model(network(), "1", PREFIX)
+    assert [p["party_id"] for p in model["peers"]] == [2, 3]  # party 4 has no service name yet
+    two = model["peers"][0]
+    assert two == {"party_id": 2, "peer_port": 50002, "region": "us-east-1", "region_matches_name": True,
+                   "service_name": svc("us-east-1", 2), "security_group_name": "kms-net-p1-to-p2",
+                   "kubernetes_service": "party2-external"}
+    assert model["peer_ids"] == ["2", "3"]
+    # every other party may connect, service name or not; regions besides this party's own
+    assert model["principal_accounts"] == ["100000000002", "100000000003", "100000000004"]
+    assert model["supported_regions"] == ["eu-central-1", "us-east-1"]
+    assert model["region"] == "eu-west-1"
+    assert model["me"]["party_id"] == 1
+
+
+def test_a_principal_change_follows_the_network_definition():
+    before = privatelink_model(network(), 1, PREFIX)
+    after = privatelink_model([p for p in network(p2={"aws_account_id": "200000000002"}) if p["party_id"] != 3], 1, PREFIX)
+    assert set(before["principal_accounts"]) - set(after["principal_accounts"]) == {"100000000002", "100000000003"}
+    assert "200000000002" in after["principal_accounts"]
+    assert [p["party_id"] for p in after["peers"]] == [2]
+    assert after["supported_regions"] == ["eu-central-1", "us-east-1"]
+
+
+def test_overrides_win_over_the_network_definition_whatever_the_key_type():
+    model = privatelink_model(network(), 1, PREFIX, {4: svc("eu-central-1", 4), "3": svc("eu-west-1", 0x33)})
+    assert {p["party_id"]: p["service_name"] for p in model["peers"]} == {
+        2: svc("us-east-1", 2), 3: svc("eu-west-1", 0x33), 4: svc("eu-central-1", 4)}
+
+
+def test_a_service_name_in_another_region_than_its_party_is_flagged():
+    model = privatelink_model(network(p3={"privatelink_service_name": svc("us-east-1", 3)}), 1, PREFIX)
+    assert [p["party_id"] for p in model["peers"] if not p["region_matches_name"]] == [3]
+
+
+def test_listeners_and_target_groups_fit_aws_limits():
+    model = privatelink_model(network(), 1, "kms-a-very-long-network-name-p1", expose_client_port=True)
+    assert [(p["name"], p["port"]) for p in model["listener_ports"]] == [("peer", 50001), ("client", 50101)]
+    assert all(len(p["target_group"]) <= 32 for p in model["listener_ports"])
+    assert model["nlb_listeners"][1] == {"Protocol": "TCP", "Port": 50101, "DefaultActions": [
+        {"Type": "forward", "TargetGroupName": model["listener_ports"][1]["target_group"]}]}
+
+
+# ------------------------------------------------------------------------------------- input --
+
+def inputs(**changes):
+    base = dict(sides=["provider", "consumer", "peer_ca"], party_id=1, parties=network(), prefix=PREFIX,
+                tls_mode="manual", vpc_id="vpc-0123abcd", vpc_known=True, check_mode=False,
+                private_subnet_ids=["subnet-1"], node_security_group_id="sg-0123abcd", allowed_cidrs=[],
+                nlb_arn="", create_nlb=False, nlb_name="kms-net-p1-peer", namespace="kms",
+                cluster_domain="cluster.local", address_check=True, kubeconfig="", kube_api_server="http://k",
+                ca_pem="", public_bucket="b", public_prefix="PUB-p1", ca_object_name="tls.crt",
+                ca_wait_timeout=600, ca_wait_delay=20)
+    base.update(changes)
+    return base
+
+
+def test_good_inputs_pass():
+    checks = privatelink_input_errors(inputs(parties=network(p2={"address": "party2-external.kms.svc.cluster.local"},
+                                                             p3={"address": "party3-external"})))
+    assert checks == {"errors": [], "consumer_errors": [], "odd_addresses": [], "warnings": []}
+
+
+@pytest.mark.parametrize("cidrs, sg", [(["0.0.0.0/0"], ""), (["::/0"], ""), (["10.0.0.0/8", "0.0.0.0/0"], "sg-1"),
+                                       ([], ""), (["10.0.0.0/33"], "sg-1")])
+def test_the_consumer_side_never_opens_to_the_world(cidrs, sg):
+    checks = privatelink_input_errors(inputs(allowed_cidrs=cidrs, node_security_group_id=sg))
+    assert checks["errors"] == []
+    assert len(checks["consumer_errors"]) == 1
+    assert "got %s" % cidrs in checks["consumer_errors"][0]
+    assert "a /0 such as 0.0.0.0/0 or ::/0 is refused" in checks["consumer_errors"][0]
+
+
+def test_private_cidrs_of_both_families_pass():
+    assert privatelink_input_errors(inputs(allowed_cidrs=["10.0.0.0/16", "fd00::/8"]))["consumer_errors"] == []
+
+
+def test_each_broken_rule_names_its_variable():
+    checks = privatelink_input_errors(inputs(
+        parties=network(p2={"aws_account_id": "12", "privatelink_service_name": "vpce-svc-123"},
+                        p3={"privatelink_service_name": svc("us-east-1", 3)}, p4={"ca_certificate": {"source": "s3"}}),
+        create_nlb=True, nlb_name="internal-x", kubeconfig="", kube_api_server="", ca_wait_delay=0))
+    text = " ".join(checks["errors"])
+    assert "privatelink_parties / privatelink_party_id" in text and "aws_account_id as 12 digits" in text
+    assert "wrong for party id(s) 2 (vpce-svc-123)" in text
+    assert "party 3 (%s, region eu-west-1)" % svc("us-east-1", 3) in text
+    assert "privatelink_nlb_name ('internal-x')" in text
+    assert "privatelink_kubeconfig or privatelink_kube_api_server" in text
+    assert "party 4 has source s3 (use vault, pem or path)" in text
+    assert "privatelink_ca_wait_delay at least 1 second (got 0)" in text
+    assert len(checks["errors"]) == 7
+
+
+def test_a_ca_pem_is_refused_in_tls_mode_auto_and_a_key_always():
+    auto = privatelink_input_errors(inputs(tls_mode="auto", ca_pem="CERT"))["errors"]
+    assert len(auto) == 1 and auto[0].startswith("privatelink_ca_pem: must be empty in tls_mode auto")
+    key = privatelink_input_errors(inputs(ca_pem="-----BEGIN PRIVATE KEY-----"))["errors"]
+    assert len(key) == 1 and "a private key is never published" in key[0]
+
+
+def test_own_ca_in_manual_mode_needs_the_certificate_outside_check_mode():
+    assert privatelink_input_errors(inputs(sides=["own_ca"]))["errors"][0].startswith("privatelink_ca_pem: the own_ca part")
+    assert privatelink_input_errors(inputs(sides=["own_ca"], check_mode=True))["errors"] == []
+    assert privatelink_input_errors(inputs(sides=["own_ca"], ca_pem="CERT"))["errors"] == []
+
+
+def test_odd_peer_addresses_and_the_check_mode_note_are_warnings():
+    checks = privatelink_input_errors(inputs(
+        parties=network(p2={"address": "Party2-external.kms."}, p3={"address": "10.0.3.7"}),
+        service_name_overrides={4: svc("eu-central-1", 4)}, vpc_known=False, vpc_id="vpc-known-after-apply"))
+    assert checks["errors"] == [] and checks["consumer_errors"] == []  # the VPC is not known yet
+    assert checks["odd_addresses"] == ['party 3 is "10.0.3.7"', 'party 4 is ""']
+    assert checks["warnings"][0].startswith("Check mode: the VPC does not exist yet (privatelink_vpc_id is "
+                                            "'vpc-known-after-apply'), so the provider and consumer side(s)")
+    assert 'party 3 is "10.0.3.7"' in checks["warnings"][1] and "party 2" not in checks["warnings"][1]
+    assert privatelink_input_errors(inputs(address_check=False, parties=network(p3={"address": "10.0.3.7"})))[
+        "warnings"] == [p for p in privatelink_input_errors(inputs(address_check=False))["warnings"]]
+
+
+# --------------------------------------------------------------------------------------- NLB --
+
+LBS = [
+    {"load_balancer_arn": "arn:lb/a", "load_balancer_name": "k8s-kms-a", "type": "network", "scheme": "internal",
+     "vpc_id": "vpc-1", "tags": {"service.k8s.aws/stack": "kms/kms-core-peer"}},
+    {"load_balancer_arn": "arn:lb/b", "load_balancer_name": "k8s-kms-b", "type": "network", "scheme": "internal",
+     "vpc_id": "vpc-2", "tags": {"service.k8s.aws/stack": "kms/kms-core-peer"}},
+    {"load_balancer_arn": "arn:lb/c", "load_balancer_name": "kms-net-p1-peer", "type": "application",
+     "scheme": "internet-facing", "vpc_id": "vpc-1", "tags": {}},
+]
+
+
+def test_the_controllers_nlb_is_found_by_its_stack_tag_in_this_vpc():
+    found = privatelink_nlb(LBS, vpc_id="vpc-1", stack_tag="kms/kms-core-peer")
+    assert found["nlb"]["load_balancer_arn"] == "arn:lb/a" and found["error"] == ""
+
+
+def test_an_nlb_by_arn_by_name_or_none():
+    assert privatelink_nlb(LBS, nlb_arn="arn:lb/b")["nlb"]["load_balancer_name"] == "k8s-kms-b"
+    wrong = privatelink_nlb(LBS, create_nlb=True, nlb_name="kms-net-p1-peer")
+    assert wrong["nlb"] == {} and "is a internet-facing application load balancer" in wrong["error"]
+    assert "privatelink_nlb_arn: arn:lb/x does not exist" in privatelink_nlb(LBS, nlb_arn="arn:lb/x")["error"]
+    none = privatelink_nlb(LBS, vpc_id="vpc-3", stack_tag="kms/kms-core-peer", wait_retries=30)
+    assert none["matches"] == [] and "in VPC vpc-3 after 30 tries" in none["error"]
+    assert privatelink_nlb(LBS, vpc_id="vpc-3", stack_tag="kms/kms-core-peer", check_mode=True)["error"] == ""
+
+
+def test_two_controller_nlbs_are_ambiguous():
+    twice = [dict(LBS[0]), dict(LBS[0], load_balancer_arn="arn:lb/a2", load_balancer_name="k8s-kms-a2")]
+    found = privatelink_nlb(twice, vpc_id="vpc-1", stack_tag="kms/kms-core-peer")
+    assert found["nlb"] == {} and "(k8s-kms-a, k8s-kms-a2): give privatelink_nlb_arn" in found["error"]
+
+
+# ---------------------------------------------------------------------------------- consumer --
+
+def endpoint(eid, peer, service, state="available"):
+    return {"vpc_endpoint_id": eid, "service_name": service, "state": state,
+            "tags": [{"key": "threshold_kms/peer-party-id", "value": str(peer)}, {"key": "threshold_kms/party-id", "value": "1"}]}
+
+
+def service(name, peer, **labels):
+    base = {"app.kubernetes.io/component": "peer-endpoint", "app.kubernetes.io/instance": "net-p1",
+            "threshold-kms.io/peer-party-id": str(peer)}
+    base.update(labels)
+    return {"metadata": {"name": name, "labels": base}}
+
+
+SELECTORS = ["app.kubernetes.io/component=peer-endpoint", "app.kubernetes.io/instance=net-p1",
+             "threshold-kms.io/peer-party-id"]
+
+
+def test_a_stale_endpoint_group_and_service_of_a_party_that_left():
+    peers = privatelink_model(network(), 1, PREFIX)["peers"]  # 2 and 3
+    plan = privatelink_consumer_plan(
+        peers,
+        endpoints=[endpoint("vpce-2", 2, svc("us-east-1", 2)), endpoint("vpce-5", 5, svc("eu-west-1", 5)),
+                   endpoint("vpce-old", 5, svc("eu-west-1", 5), state="Deleted")],
+        groups=[{"group_id": "sg-2", "group_name": "kms-net-p1-to-p2"}, {"group_id": "sg-5", "group_name": "kms-net-p1-to-p5"}],
+        services=[service("party2-external", 2), service("party5-external", 5),
+                  service("party6-external", 6, **{"app.kubernetes.io/instance": "other-p1"})],
+        node_security_group_id="sg-nodes", allowed_cidrs=["10.0.0.0/16", "fd00::/8"],
+        tags={"threshold_kms/network": "net", "threshold_kms/party-id": "1"}, service_selectors=SELECTORS)
+    assert plan["stale_endpoints"] == [{"vpc_endpoint_id": "vpce-5", "service_name": svc("eu-west-1", 5), "peer": "5"}]
+    assert plan["stale_groups"] == [{"group_id": "sg-5", "group_name": "kms-net-p1-to-p5"}]
+    # another instance's Service is not this party's to delete
+    assert plan["stale_services"] == [{"name": "party5-external", "peer": "5"}]
+    assert plan["stale_service_selectors"] == SELECTORS[:2] + ["threshold-kms.io/peer-party-id notin (2,3)"]
+    assert plan["removed_peers"] == [5]
+    two, three = plan["peers"]
+    assert two["vpc_endpoint_id"] == "vpce-2" and three["vpc_endpoint_id"] is None
+    assert two["rules"] == [
+        {"proto": "tcp", "ports": [50002], "group_id": "sg-nodes", "rule_desc": "KMS nodes to party 2"},
+        {"proto": "tcp", "ports": [50002], "cidr_ip": "10.0.0.0/16", "rule_desc": "to party 2"},
+        {"proto": "tcp", "ports": [50002], "cidr_ipv6": "fd00::/8", "rule_desc": "to party 2"}]
+    assert three["tags"] == {"threshold_kms/network": "net", "threshold_kms/party-id": "1",
+                             "threshold_kms/component": "peer-endpoint", "Name": "kms-net-p1-to-p3",
+                             "threshold_kms/peer-party-id": "3"}
+
+
+def test_a_peer_that_publishes_another_service_gets_a_new_endpoint():
+    peers = privatelink_model(network(p2={"privatelink_service_name": svc("us-east-1", 0x22)}), 1, PREFIX)["peers"]
+    plan = privatelink_consumer_plan(peers, endpoints=[endpoint("vpce-2", 2, svc("us-east-1", 2))],
+                                     groups=[{"group_id": "sg-2", "group_name": "kms-net-p1-to-p2"}])
+    assert [e["vpc_endpoint_id"] for e in plan["stale_endpoints"]] == ["vpce-2"]
+    assert plan["stale_groups"] == []  # the group is kept for the new endpoint
+    assert plan["peers"][0]["vpc_endpoint_id"] is None
+    assert plan["removed_peers"] == [2]
+
+
+def test_teardown_is_the_plan_without_peers():
+    plan = privatelink_consumer_plan([], endpoints=[endpoint("vpce-2", 2, "x")],
+                                     groups=[{"group_id": "sg-2", "group_name": "kms-net-p1-to-p2"}],
+                                     services=[service("party2-external", 2)], service_selectors=SELECTORS)
+    assert [e["vpc_endpoint_id"] for e in plan["stale_endpoints"]] == ["vpce-2"]
+    assert len(plan["stale_groups"]) == 1 and plan["stale_service_selectors"] == SELECTORS
+
+
+def test_the_selector_must_keep_the_component_and_peer_labels():
+    with pytest.raises(AnsibleFilterError, match="service_selectors must select"):
+        privatelink_consumer_plan([], service_selectors=["app.kubernetes.io/instance=net-p1"])
+
+
+def test_peer_endpoints_as_the_facts_carry_them():
+    peer = privatelink_model(network(), 1, PREFIX)["peers"][0]
+    endpoints = privatelink_peer_endpoints(
+        [{"item": [peer, "sg-2"], "vpc_endpoint_id": "vpce-2", "state": "available", "dns_name": "vpce-2.example"},
+         {"item": [dict(peer, party_id=7, kubernetes_service="party7-external"), ""]}], "kms", "cluster.local")
+    assert endpoints[2] == {"endpoint_id": "vpce-2", "state": "available", "dns_name": "vpce-2.example",
+                            "service_name": svc("us-east-1", 2), "service_region": "us-east-1",
+                            "security_group_id": "sg-2", "port": 50002, "kubernetes_service": "party2-external",
+                            "address": "party2-external.kms.svc.cluster.local"}
+    assert endpoints[7]["state"] == "absent" and endpoints[7]["dns_name"] == ""  # check mode: to be created
+
+
+# ------------------------------------------------------------------------------------------ CA --
+
+def test_where_each_ca_is_read():
+    requests = {r["party_id"]: r for r in privatelink_ca_requests(network(), 1, "OWN", "PUB-p1", "manual", "tls.crt")}
+    assert requests[1]["source"] == "input" and requests[1]["pem"] == "OWN" and requests[1]["public_vault_url"] is None
+    assert requests[2] == {"party_id": 2, "expected_cn": "p2.kms", "source": "vault",
+                           "public_vault_url": "https://p2.example/pub", "prefix": "PUB-p2", "tls_mode": "manual",
+                           "object_name": "tls.crt", "pem": None, "path": None}
+    assert requests[3]["pem"] == "PEM3" and requests[4]["path"] == "ca/p4.pem"
+    own = privatelink_ca_requests(network(), 1, "", "PUB-p1", "manual", "tls.crt")[0]
+    assert own["source"] == "vault" and own["prefix"] == "PUB-p1"
+
+
+SETTINGS = dict(party_id=1, tls_mode="manual", missing="fail", wait_timeout=45, warn_days=30, check_mode=False)
+
+
+def looks():
+    return [{"item": {"party_id": 1}, "pem": "P1", "subject_cn": "p1.kms", "not_after": "2027-01-01", "days_left": 20},
+            {"item": {"party_id": 2}, "missing": True, "url": "https://p2.example/pub/PUB-p2/TlsIdentity/tls.crt"},
+            {"item": {"party_id": 3}, "missing": True, "url": "https://p3.example/x"}]
+
+
+def test_the_wait_fails_naming_the_parties_and_urls():
+    progress = privatelink_ca_progress(looks(), {}, [], SETTINGS)
+    assert progress["found"] == {1: "P1"}
+    assert [p["party_id"] for p in progress["pending"]] == [2, 3]
+    assert progress["pending_lines"][0] == "party 2 at https://p2.example/pub/PUB-p2/TlsIdentity/tls.crt"
+    assert progress["action"] == "fail"
+    assert progress["message"].startswith("Party 1 published its own CA certificate; waiting for parties 2, 3:")
+    assert "waited 45 s" in progress["message"] and "Re-run when they have deployed" in progress["message"]
+    assert progress["expiring"] == ["WARNING: the CA certificate of party 1 (p1.kms) expires on 2027-01-01, in 20 days: "
+                                    "that party must publish its new CA, and every party re-run the peer_ca step, "
+                                    "before then."]
+
+
+def test_a_later_look_keeps_what_was_found_and_warn_or_check_mode_do_not_fail():
+    first = privatelink_ca_progress(looks(), {}, [], dict(SETTINGS, missing="warn"))
+    assert first["action"] == "warn" and "lacks party id(s) 2, 3" in first["message"]
+    second = privatelink_ca_progress([{"item": {"party_id": 2}, "pem": "P2", "days_left": 300}],
+                                     first["found"], first["checked"], SETTINGS)
+    assert second["found"] == {1: "P1", 2: "P2"} and second["pending"] == [] and second["action"] == ""
+    check = privatelink_ca_progress(looks()[1:], {}, [], dict(SETTINGS, check_mode=True))
+    assert check["action"] == "check" and check["message"].startswith("Check mode: no CA certificate published yet")
+
+
+# ----------------------------------------------------------------------------------- overlay --
+
+def test_the_overlay_merges_published_previous_and_defined_names():
+    net = {"network_name": "net", "parties": network()}
+    previous = yaml.safe_dump({"mpc_network": {"parties": [{"party_id": 3, "privatelink_service_name": "prev-3"},
+                                                           {"party_id": 4, "privatelink_service_name": "prev-4"}]}})
+    result = privatelink_overlay(net, [{"party_id": 4, "service_name": "new-4"}, {"party_id": 1, "service_name": ""}, {}],
+                                 previous, "/somewhere/network-overrides.yml")
+    names = {p["party_id"]: p["privatelink_service_name"] for p in result["network"]["parties"]}
+    # fresh beats previous beats the definition; nothing published keeps what was there
+    assert names == {1: "", 2: svc("us-east-1", 2), 3: "prev-3", 4: "new-4"}
+    assert result["published"] == ["4"]
+    assert result["network"]["network_name"] == "net"
+    assert net["parties"][3].get("privatelink_service_name") is None  # the input is not changed
+
+
+def test_the_overlay_refuses_bad_inputs_naming_them():
+    with pytest.raises(AnsibleFilterError, match="privatelink_overrides_network must be a network definition"):
+        privatelink_overlay({"name": "x"}, [], "", "o.yml")
+    with pytest.raises(AnsibleFilterError, match=r"privatelink_overrides_path must be a \.yml/\.yaml path \(got o\.txt\)"):
+        privatelink_overlay({"parties": []}, [], "", "o.txt")
+
+
+def test_the_service_name_note():
+    facts = {"party_id": 1, "service_name": svc("eu-west-1", 1)}
+    assert privatelink_service_note({"party_id": 1, "service_name": ""}, check_mode=True).startswith(
+        "Party 1 has no endpoint service yet (check mode")
+    assert "nothing to send" in privatelink_service_note(facts, svc("eu-west-1", 1))
+    assert "the network overlay (o.yml)" in privatelink_service_note(facts, "", True, "o.yml")
+    action = privatelink_service_note(facts, "old-name")
+    assert action.startswith("ACTION: party 1 publishes") and "(it now says old-name)" in action
