@@ -11,7 +11,7 @@ kubeconfig) is deployed in check mode with every AWS call sent through a recordi
   Kubernetes write (the emulator logs every request with its method);
 * leave the stand-in as empty as it found it.
 
-Stand-ins on ports 36000-36404 (``CHECK_MODE_TEST_PORT_BASE``), the proxy on base + 50.
+Stand-ins on ports 16000-16404 (``CHECK_MODE_TEST_PORT_BASE``), the proxy on base + 50.
 """
 import os
 import re
@@ -23,7 +23,7 @@ import pytest
 from tests.integration.standin_proxy import FaultProxy
 from tests.integration.standins import Sandbox
 
-PORT_BASE = int(os.environ.get("CHECK_MODE_TEST_PORT_BASE", "36000"))
+PORT_BASE = int(os.environ.get("CHECK_MODE_TEST_PORT_BASE", "16000"))
 PROXY_PORT = PORT_BASE + 50
 READ_ACTION = re.compile(r"^(Describe|List|Get|Head)[A-Z]")
 READ_METHODS = ("GET", "HEAD")

@@ -429,9 +429,9 @@ def test_amazon_aws_modules_ride_out_throttling(interrupted_deploy):
 # vault bucket of parties 2 and 3 (object versions and ETags: the key material) are the same
 # before and after. Each case costs one short failing run (about 15-30 s on a loaded 2-core
 # machine; the hang case a little more, bounded by the timeout it sets). A fault proxy of their
-# own, on port 34050 (this helper's range), so the shared proxies above keep their state.
+# own, on port 19050 (this helper's range), so the shared proxies above keep their state.
 FAULT_PARTY = "party3"
-FAULT_PROXY_PORT = 34050
+FAULT_PROXY_PORT = 19050
 IAM_DOC = os.path.join(ROOT, "meta", "iam", "deploy-policy-party.json")
 READ_PREFIXES = ("Describe", "List", "Get", "Head", "GET ", "HEAD ")
 

@@ -11,7 +11,7 @@ the sandbox's ports.
 * No test module's port constants fall on the sandbox's default ports (a static scan).
 
 Each stand-in is judged by the pid, process group and start time ``up`` recorded in
-``$SANDBOX_DIR/pids/<service>.json``, never by a process name. Ports: 33000-33999.
+``$SANDBOX_DIR/pids/<service>.json``, never by a process name. Ports: 18000-18999.
 """
 import ast
 import json
@@ -32,10 +32,10 @@ from tests.support.sandbox import procs
 
 ROOT = Path(__file__).resolve().parents[2]
 SANDBOX = [sys.executable, str(ROOT / "tools" / "sandbox")]
-BUSY_BASE = 33000        # AWS +0, Kubernetes +100+i, KMS nodes +200+i / +300+i / +400+i
-INTERRUPT_BASE = 33500   # AWS +0, Kubernetes +100+i
-OWNER_BASE = 33700       # Kubernetes +1
-MAKE_BASE = 33800        # AWS +0, Kubernetes +100+i, KMS nodes +50+i / +60+i / +70+i
+BUSY_BASE = 18000        # AWS +0, Kubernetes +100+i, KMS nodes +200+i / +300+i / +400+i
+INTERRUPT_BASE = 18500   # AWS +0, Kubernetes +100+i
+OWNER_BASE = 18700       # Kubernetes +1
+MAKE_BASE = 18800        # AWS +0, Kubernetes +100+i, KMS nodes +50+i / +60+i / +70+i
 pytestmark = pytest.mark.xdist_group("sandbox_interrupt")
 
 
@@ -301,3 +301,34 @@ def test_no_test_module_listens_on_the_sandbox_ports():
         problems += ["%s:%d %s = %d" % (path.relative_to(ROOT), *c) for c in clashes(path.read_text(), defaults)]
     assert scanned > 20, "the scan found almost no port constants: is it still reading the tests?"
     assert not problems, "port constants on (or within %d below) a sandbox port:\n%s" % (BLOCK, "\n".join(problems))
+
+
+def ephemeral_low():
+    """The first port the kernel may hand to an outgoing connection: any fixed port at or above it
+    can be taken by a client socket of another test (seen in CI: a KMS node simulator could not bind
+    34824 while a worker's connection held it)."""
+    try:
+        return int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768   # Linux's default
+
+
+def ephemeral_clashes(source, low):
+    """Port constants whose block reaches ``low``; 65535 is the bound of a port check, not a port."""
+    return [(line, name, value) for line, name, value in port_constants(source)
+            if value + BLOCK > low and value != 65535]
+
+
+def test_the_port_scan_catches_a_constant_in_the_ephemeral_range():
+    source = 'MOTO_PORT = 34802\nPEER, CLIENT = 19820, 19830\nBASE = int(os.environ.get("X", "31900"))\n'
+    assert [c[1] for c in ephemeral_clashes(source, 32768)] == ["MOTO_PORT", "BASE"]
+
+
+def test_no_test_module_listens_in_the_ephemeral_port_range():
+    low = min(ephemeral_low(), 32768)
+    problems = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        problems += ["%s:%d %s = %d" % (path.relative_to(ROOT), *c) for c in ephemeral_clashes(path.read_text(), low)]
+    assert not problems, "port blocks reaching the ephemeral range (from %d):\n%s" % (low, "\n".join(problems))

@@ -1,7 +1,7 @@
 """The collection's retry policy (module_utils/aws_retry.py) where modules used to bypass it, and
 IAM's eventual consistency right after an OIDC provider is created.
 
-The modules run in-process against a real moto server (port range 35500-35509). moto answers at
+The modules run in-process against a real moto server (port range 15500-15509). moto answers at
 once and never throttles, so the transient errors are injected at the boundary: botocore's
 ``BaseClient._make_api_call`` fails the first calls of one operation, below the modules' retry
 wrapper and above botocore's own retries, as a throttled or not-yet-consistent AWS would.
@@ -23,7 +23,7 @@ from ansible_collections.threshold_kms.mpc_party.plugins.modules import s3_objec
 REGION = "eu-west-1"
 ISSUER = "https://oidc.eks.eu-west-1.amazonaws.com/id/RACE0000000000000000000000000000"
 
-MOTO_PORT_BASE = 35500  # + the xdist worker number; the moto_url fixture is in conftest.py
+MOTO_PORT_BASE = 15500  # + the xdist worker number; the moto_url fixture is in conftest.py
 
 
 @pytest.fixture()

@@ -11,7 +11,7 @@ from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import eks
 from ansible_collections.threshold_kms.mpc_party.plugins.modules import eks_addon, eks_cluster_access
 
 REGION = "eu-west-1"
-MOTO_PORT_BASE = 26100  # + the xdist worker number; the moto_url fixture is in conftest.py
+MOTO_PORT_BASE = 17100  # + the xdist worker number; the moto_url fixture is in conftest.py
 ACCOUNT = "123456789012"  # moto's account for keys it does not know
 OPS = "arn:aws:iam::%s:role/kms-operators" % ACCOUNT
 AWX = "arn:aws:iam::%s:role/automation/awx" % ACCOUNT

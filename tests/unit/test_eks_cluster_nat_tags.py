@@ -1,5 +1,5 @@
 """eks_cluster's NAT gateway tags are reconciled on every run (roles/eks_cluster/tasks/nat.yml),
-against a real moto server (port range 35530-35539): the role's nat.yml entry runs under
+against a real moto server (port range 15530-15539): the role's nat.yml entry runs under
 ansible-playbook in a VPC made here, then its tags drift out of band and the next run puts them
 back, and the run after that changes nothing."""
 import json
@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 REGION = "eu-west-1"
 WANTED = {"mpc-cluster": "kms-nat-p1", "mpc-party-id": "1", "managed-by": "threshold_kms.mpc_party", "Name": "kms-nat-p1"}
 
-MOTO_PORT_BASE = 35530  # + the xdist worker number; the moto_url fixture is in conftest.py
+MOTO_PORT_BASE = 15530  # + the xdist worker number; the moto_url fixture is in conftest.py
 
 
 @pytest.fixture()

@@ -2,7 +2,7 @@
 access denied, expired credentials, a quota, a timeout (module_utils/aws_errors, applied to
 every module's fail_json_aws by aws_retry.client), and a node group EKS reports CREATE_FAILED or
 DEGRADED (eks_managed_nodegroup run in-process against a moto server whose EKS stand-in reports
-that status: tests/support/aws_standin_eks.nodegroup_fault). Ports 34100-34119.
+that status: tests/support/aws_standin_eks.nodegroup_fault). Ports 19100-19119.
 """
 import json
 import os
@@ -19,7 +19,7 @@ from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import aws
 from ansible_collections.threshold_kms.mpc_party.plugins.modules import eks_managed_nodegroup as module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MOTO_PORT_BASE = 34100  # + the xdist worker number (the moto_url fixture of conftest.py)
+MOTO_PORT_BASE = 19100  # + the xdist worker number (the moto_url fixture of conftest.py)
 REGION = "eu-west-1"
 ROLE = "arn:aws:iam::123456789012:role/nodes"
 
@@ -217,8 +217,8 @@ def test_the_kube_emulator_fails_n_requests_from_the_first_create():
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read().decode())
 
-    with run_emulators(1, base_port=34110, controller=False):
-        base = "http://127.0.0.1:34111"
+    with run_emulators(1, base_port=19110, controller=False):
+        base = "http://127.0.0.1:19111"
         ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kms"}}
         assert call(base + "/_emulator/faults", "POST", {"fail": 2, "from_method": "POST",
                                                           "agent": "OpenAPI-Generator"})[0] == 200

@@ -8,7 +8,7 @@ import sys
 import textwrap
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CLOSED = "http://127.0.0.1:35001"  # nothing listens here (this suite's range 35000-35499)
+CLOSED = "http://127.0.0.1:15001"  # nothing listens here (this suite's range 15000-15499)
 
 PLAYBOOK = textwrap.dedent("""\
     - hosts: localhost
@@ -63,7 +63,7 @@ def test_check_mode_before_the_vpc_exists_says_what_it_skips_and_calls_nothing(t
 # ------------------------------------------------------------------ teardown on moto --
 
 # moto_url (tests/unit/conftest.py) listens on this + the xdist worker number (this suite's range).
-MOTO_PORT_BASE = 35010
+MOTO_PORT_BASE = 15010
 
 TEARDOWN = textwrap.dedent("""\
     - hosts: localhost

@@ -20,9 +20,9 @@ from tests.unit.test_prss import ROLE, _seconds, _task, hang_after_start, valida
 
 pytestmark = pytest.mark.usefixtures("sim_aws_env")
 
-# This module's own ports (34800-34899): moto, the nodes' peer and client ports, the emulators.
-MOTO_PORT = 34802
-PEER, CLIENT, KUBE = 34820, 34830, 34840   # + party id
+# This module's own ports (19800-19899): moto, the nodes' peer and client ports, the emulators.
+MOTO_PORT = 19802
+PEER, CLIENT, KUBE = 19820, 19830, 19840   # + party id
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """s3_vault_plan: the one definition of the vault buckets' settings (module_utils/s3_vault_plan.py,
 the vault_bucket_settings filter) and the module that compares it with S3 in check mode, run
-in-process against a real moto server (port range 35520-35529)."""
+in-process against a real moto server (port range 15520-15529)."""
 import json
 import urllib.request
 
@@ -17,7 +17,7 @@ REGION = "eu-west-1"
 VAULTS = [{"vault": "private", "name": "kms-t-p1-private", "prefix": "PRIV-p1", "public": False},
           {"vault": "public", "name": "kms-t-p1-public", "prefix": "PUB-p1", "public": True}]
 
-MOTO_PORT_BASE = 35520  # + the xdist worker number; the moto_url fixture is in conftest.py
+MOTO_PORT_BASE = 15520  # + the xdist worker number; the moto_url fixture is in conftest.py
 
 
 # ------------------------------------------------------------------ pure logic --

@@ -2,7 +2,7 @@
 simulator that cannot bind its port: the pod's status names the port and the process holding it,
 which kms_workload's rollout wait prints with the pod's conditions (roles/kms_workload/tasks/wait.yml).
 
-Ports: 33950-33999 (Kubernetes API +1, KMS peer +11..+14, client +21..+24).
+Ports: 18950-18999 (Kubernetes API +1, KMS peer +11..+14, client +21..+24).
 """
 import os
 import socket
@@ -15,7 +15,7 @@ import tomli_w
 from tests.support.sandbox import procs
 from tests.unit.test_sandbox_cli import configmap, statefulset, sts_status, wait_for
 
-BASE = 33950
+BASE = 18950
 
 
 def listener(port):
