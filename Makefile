@@ -45,12 +45,16 @@ SANDBOX_ENV = set -a && source $(SANDBOX_DIR)/env && set +a
 # ---- sandbox: the whole network on local stand-ins --------------------------------------
 # Interrupted (Ctrl-C, SIGTERM, SIGHUP) at any step, it stops the step and the stand-ins (docs/sandbox.md);
 # finished or failed, the stand-ins stay up for the deploy to be re-run or inspected.
+# A Ctrl-C reaches the step too: when it handles it and exits (ansible-playbook: 99) before this
+# shell's trap runs, bash runs no trap at all, so a step's interrupted status also stops them.
 sandbox: venv
 	@set -e; child=; \
-	trap 'trap "" INT TERM HUP; echo "make sandbox: interrupted; stopping the stand-ins" >&2; \
+	interrupted() { trap "" INT TERM HUP; echo "make sandbox: interrupted; stopping the stand-ins" >&2; \
 	      if [ -n "$$child" ]; then kill -TERM $$child 2>/dev/null || true; wait $$child || true; fi; \
-	      $(BIN)/python tools/sandbox down; exit 130' INT TERM HUP; \
-	step() { echo "$$*"; "$$@" & child=$$!; wait $$child; child=; }; \
+	      $(BIN)/python tools/sandbox down; exit 130; }; \
+	trap interrupted INT TERM HUP; \
+	step() { echo "$$*"; "$$@" & child=$$!; rc=0; wait $$child || rc=$$?; child=; \
+	         case $$rc in 0) ;; 99|129|130|131|143) interrupted ;; *) return $$rc ;; esac; }; \
 	step $(BIN)/python tools/sandbox up --inventory $(INVENTORY); \
 	$(SANDBOX_ENV); \
 	step $(BIN)/ansible-playbook playbooks/deploy_party.yml -i $(INVENTORY); \
