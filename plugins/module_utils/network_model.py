@@ -15,8 +15,6 @@ __metaclass__ = type
 import ipaddress
 import re
 
-from ansible_collections.threshold_kms.mpc_party.plugins.module_utils.input_rules import CLUSTER_NAME_RE
-
 ENVIRONMENTS = ("testnet", "mainnet")
 TLS_MODES = ("none", "manual", "auto")
 CA_SOURCES = ("none", "vault", "pem", "path")
@@ -26,6 +24,7 @@ REGION_RE = re.compile(r"^(af|ap|ca|eu|il|me|mx|sa|us|cn)(-gov|-iso|-isob)?-(nor
 HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 SERVICE_NAME_RE = re.compile(r"^com\.amazonaws\.vpce\.[a-z0-9-]+\.vpce-svc-[0-9a-f]{8,17}$")
+CLUSTER_NAME_RE = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
 PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 URL_RE = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 
