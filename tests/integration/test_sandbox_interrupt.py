@@ -258,7 +258,8 @@ BLOCK = 1000  # ports a constant opens: itself and the next BLOCK - 1 (base + of
 def port_constants(source):
     """[(line, name, first port)] of module-level constants naming a port or a base of ports:
     the first integer of the value, or of an environment default like
-    ``int(os.environ.get("X", "28000"))``."""
+    ``int(os.environ.get("X", "28000"))``. 65535, the largest port, is the bound of a port check
+    (``PORT = Int(1, 65535)``), never a port a test listens on."""
     found = []
     for node in ast.parse(source).body:
         if not isinstance(node, ast.Assign):
@@ -271,10 +272,17 @@ def port_constants(source):
             value = sub.value if isinstance(sub, ast.Constant) else None
             if isinstance(value, str) and value.isdigit():
                 value = int(value)
-            if isinstance(value, int) and not isinstance(value, bool) and 1024 <= value <= 65535:
+            if isinstance(value, int) and not isinstance(value, bool) and 1024 <= value < 65535:
                 found.append((node.lineno, "/".join(names), value))
                 break
     return found
+
+
+def sources_of_the_tests():
+    """(path relative to the repository, source) of every Python file under tests/."""
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        if "__pycache__" not in path.parts:
+            yield path.relative_to(ROOT), path.read_text()
 
 
 def clashes(source, defaults):
@@ -293,12 +301,9 @@ def test_no_test_module_listens_on_the_sandbox_ports():
     """`make test` runs beside a `make sandbox`: no port block of a test may hold a sandbox port."""
     defaults = sandbox_default_ports()
     scanned, problems = 0, []
-    for path in sorted((ROOT / "tests").rglob("*.py")):
-        if "__pycache__" in path.parts:
-            continue
-        constants = port_constants(path.read_text())
-        scanned += len(constants)
-        problems += ["%s:%d %s = %d" % (path.relative_to(ROOT), *c) for c in clashes(path.read_text(), defaults)]
+    for path, source in sources_of_the_tests():
+        scanned += len(port_constants(source))
+        problems += ["%s:%d %s = %d" % (path, *c) for c in clashes(source, defaults)]
     assert scanned > 20, "the scan found almost no port constants: is it still reading the tests?"
     assert not problems, "port constants on (or within %d below) a sandbox port:\n%s" % (BLOCK, "\n".join(problems))
 
@@ -308,15 +313,15 @@ def ephemeral_low():
     can be taken by a client socket of another test (seen in CI: a KMS node simulator could not bind
     34824 while a worker's connection held it)."""
     try:
-        return int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as handle:
+            return int(handle.read().split()[0])
     except (OSError, ValueError, IndexError):
         return 32768   # Linux's default
 
 
 def ephemeral_clashes(source, low):
-    """Port constants whose block reaches ``low``; 65535 is the bound of a port check, not a port."""
-    return [(line, name, value) for line, name, value in port_constants(source)
-            if value + BLOCK > low and value != 65535]
+    """Port constants whose block reaches ``low``."""
+    return [(line, name, value) for line, name, value in port_constants(source) if value + BLOCK > low]
 
 
 def test_the_port_scan_catches_a_constant_in_the_ephemeral_range():
@@ -326,9 +331,6 @@ def test_the_port_scan_catches_a_constant_in_the_ephemeral_range():
 
 def test_no_test_module_listens_in_the_ephemeral_port_range():
     low = min(ephemeral_low(), 32768)
-    problems = []
-    for path in sorted((ROOT / "tests").rglob("*.py")):
-        if "__pycache__" in path.parts:
-            continue
-        problems += ["%s:%d %s = %d" % (path.relative_to(ROOT), *c) for c in ephemeral_clashes(path.read_text(), low)]
+    problems = ["%s:%d %s = %d" % (path, *c) for path, source in sources_of_the_tests()
+                for c in ephemeral_clashes(source, low)]
     assert not problems, "port blocks reaching the ephemeral range (from %d):\n%s" % (low, "\n".join(problems))
