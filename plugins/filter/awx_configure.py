@@ -20,15 +20,9 @@ import re
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.yaml import yaml_load
 
+from ansible_collections.threshold_kms.mpc_party.plugins.module_utils.input_rules import image_errors
+
 PARTY_RE = re.compile(r"^party[0-9]+$")
-# an image reference: [registry[:port]/]path:tag[@sha256:<64 hex>], the tag mandatory
-IMAGE_RE = re.compile(
-    r"^(?:(?P<registry>[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]+)?)/)?"
-    r"(?P<path>[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
-    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
-    r"(?:@(?P<digest>[A-Za-z0-9_+.-]+:[A-Za-z0-9=_-]+))?$"
-)
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 HTTPS_URL_RE = re.compile(r"^https://(?P<userinfo>[^/@\s]+@)?[A-Za-z0-9.-]+(?::[0-9]+)?/\S+$")
 SSH_URL_RE = re.compile(r"^(?:ssh://(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+(?::[0-9]+)?/\S+"
                         r"|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^/\s]\S*)$")
@@ -91,25 +85,6 @@ def _interval(value):
     return None
 
 
-def image_errors(name, image):
-    """Broken rules of an execution-environment image reference (pinned: a tag, not latest)."""
-    rule = ("a pinned image reference <registry>/<path>:<tag>[@sha256:<64 hex>] or "
-            "<registry>/<path>@sha256:<64 hex>, never latest")
-    if not image:
-        return ["%s: empty; set the execution environment you built and pushed (%s)" % (name, rule)]
-    match = IMAGE_RE.match(image)
-    if not match:
-        return ["%s: %r is not %s" % (name, image, rule)]
-    errors = []
-    if not match.group("tag") and not match.group("digest"):
-        errors.append("%s: %r has neither a tag nor a digest (%s)" % (name, image, rule))
-    elif (match.group("tag") or "").lower() == "latest":
-        errors.append("%s: %r uses the moving tag latest (%s)" % (name, image, rule))
-    if match.group("digest") and not DIGEST_RE.match(match.group("digest")):
-        errors.append("%s: the digest of %r must be sha256:<64 lowercase hex>" % (name, image))
-    return errors
-
-
 def project_url_kind(url):
     """'https', 'ssh' or '' (neither) for a git URL AWX can clone."""
     if HTTPS_URL_RE.match(url):
@@ -155,7 +130,8 @@ def awx_configure_plan(inputs):
     if not BRANCH_RE.match(branch) or ".." in branch or branch.endswith(("/", ".lock")):
         errors.append("awx_project_branch: a git branch or tag name (letters, digits, . _ / -), got %r" % branch)
 
-    errors.extend(image_errors("awx_execution_environment_image", _text(inputs, "awx_execution_environment_image")))
+    errors.extend(image_errors("awx_execution_environment_image", _text(inputs, "awx_execution_environment_image"),
+                               what="execution environment image (the one you built and pushed)"))
 
     interval = _interval(inputs.get("awx_check_network_interval_minutes"))
     if interval is None or not INTERVAL_MIN <= interval <= INTERVAL_MAX:

@@ -6,7 +6,8 @@ Kubernetes calls; the role's task files only call these and loop over the plans.
 
 ``privatelink_model``: from the network definition, this party, its peers (the other parties
 with a service name), the accounts and regions its endpoint service allows, the NLB listeners.
-``privatelink_input_errors``: every input rule, one message per broken rule naming its variable.
+``privatelink_input_errors``: the warnings about the inputs (odd peer addresses, what check mode skips);
+the rules are in module_utils/rules_privatelink.py.
 ``privatelink_nlb``: the NLB among the load balancers of the account, or why there is none.
 ``privatelink_consumer_plan``: from what exists (endpoints, security groups, Services), what is
 kept, what is stale and removed, and the security group rules and tags of each peer.
@@ -27,20 +28,12 @@ import re
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.yaml import yaml_load
 
-SERVICE_NAME_RE = re.compile(r"^com\.amazonaws\.vpce\.[a-z0-9-]+\.vpce-svc-[0-9a-f]{8,17}$")
-ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
-VPC_RE = re.compile(r"^vpc-[0-9a-f]+$")
-SG_RE = re.compile(r"^sg-[0-9a-f]+$")
-NLB_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?$")
-CIDR_RE = re.compile(r"^(([0-9]{1,3}\.){3}[0-9]{1,3}/([0-9]|[12][0-9]|3[0-2])"
-                     r"|[0-9a-fA-F:]+:[0-9a-fA-F:]*/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8]))$")
 LOOPBACK_RE = re.compile(r"^(127(\.[0-9]{1,3}){3}|::1|\[::1\]|localhost)$")
 # endpoint states that no longer carry traffic (AWS keeps deleted endpoints listed for a while)
 DEAD_ENDPOINT_STATES = ("deleting", "deleted", "rejected", "failed", "expired")
 PEER_LABEL = "threshold-kms.io/peer-party-id"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 COMPONENT = "peer-endpoint"
-CA_SOURCES = ("vault", "pem", "path")
 
 
 def _plain(value):
@@ -168,120 +161,17 @@ def _address_warnings(model, namespace, cluster_domain):
     return odd
 
 
-def _ca_problems(inputs, me_id):
-    problems = []
-    own_pem = _text(inputs.get("ca_pem"))
-    for party in inputs["parties"]:
-        if not isinstance(party, dict):
-            continue
-        ca = party.get("ca_certificate") or {"source": "vault"}
-        source = _text(ca.get("source") or "vault") if isinstance(ca, dict) else "vault"
-        own = _int(party.get("party_id")) == me_id and own_pem != ""
-        if not own and source not in CA_SOURCES:
-            problems.append("party %s has source %s (use vault, pem or path)" % (party.get("party_id"), source))
-        elif not own and source == "vault" and not _text(party.get("public_vault_url") or ""):
-            problems.append("party %s has source vault but no public_vault_url" % party.get("party_id"))
-        if not _text(party.get("mpc_identity") or ""):
-            problems.append("party %s has no mpc_identity (the CN its CA must carry)" % party.get("party_id"))
-    return problems
-
-
 def privatelink_input_errors(inputs):
-    """Every rule of the role's inputs (see privatelink_input_errors.yml)."""
+    """The warnings of the role's inputs (see privatelink_input_errors.yml); the rules themselves are in
+    plugins/module_utils/rules_privatelink.py, run by the role_inputs action."""
     if not isinstance(inputs, dict):
         raise AnsibleFilterError("privatelink_input_errors: expects a dict of the role's inputs")
     i = _plain(inputs)
     i["parties"] = i.get("parties") if isinstance(i.get("parties"), list) else []
     sides = _sides(i.get("sides"))
-    me_id = _int(i.get("party_id"))
-    model = privatelink_model(i["parties"], me_id, i.get("prefix", ""), i.get("service_name_overrides"))
-    tls_mode = _text(i.get("tls_mode"))
+    model = privatelink_model(i["parties"], _int(i.get("party_id")), i.get("prefix", ""), i.get("service_name_overrides"))
     vpc_id = _text(i.get("vpc_id"))
     vpc_known = _bool(i.get("vpc_known", True))
-    check_mode = _bool(i.get("check_mode", False))
-    ca_pem = _text(i.get("ca_pem"))
-    me = model["me"]
-    own_ca = me.get("ca_certificate") or {}
-    own_source = _text(own_ca.get("source") or "vault") if isinstance(own_ca, dict) else "vault"
-    errors = []
-
-    ids = [p.get("party_id") for p in i["parties"] if isinstance(p, dict)]
-    bad_accounts = [p for p in model["others"] if not ACCOUNT_RE.match(_text(p.get("aws_account_id")))]
-    if [_int(x, None) for x in ids].count(me_id) != 1 or bad_accounts:
-        errors.append(
-            "privatelink_parties / privatelink_party_id: party %s must appear exactly once among %s, and every "
-            "other party needs aws_account_id as 12 digits (its account becomes an allowed principal of this "
-            "party's endpoint service)." % (i.get("party_id"), ids))
-    if "consumer" in sides:
-        bad = [p for p in model["peers"] if not SERVICE_NAME_RE.match(p["service_name"])]
-        if bad:
-            errors.append(
-                "privatelink_parties[].privatelink_service_name / privatelink_service_name_overrides: must look like "
-                "com.amazonaws.vpce.<region>.vpce-svc-<hex>; wrong for party id(s) %s (%s)."
-                % (", ".join(str(p["party_id"]) for p in bad), ", ".join(p["service_name"] for p in bad)))
-        wrong = [p for p in model["peers"] if not p["region_matches_name"]]
-        if wrong:
-            errors.append(
-                "privatelink_parties[].privatelink_service_name / region: a service name carries the region of the "
-                "service (com.amazonaws.vpce.<region>.vpce-svc-...), which must be the party's region; wrong for %s."
-                % "; ".join("party %d (%s, region %s)" % (p["party_id"], p["service_name"], p["region"]) for p in wrong))
-    if "provider" in sides and vpc_known:
-        create = _bool(i.get("create_nlb"))
-        name = _text(i.get("nlb_name"))
-        if not ((_text(i.get("nlb_arn")) or VPC_RE.match(vpc_id))
-                and (not create or (i.get("private_subnet_ids") and NLB_NAME_RE.match(name)
-                                    and not name.startswith("internal-")))
-                and _int(me.get("peer_port")) > 0):
-            errors.append(
-                "privatelink_vpc_id is required (vpc-...) unless privatelink_nlb_arn is given (got '%s'); with "
-                "privatelink_create_nlb, privatelink_private_subnet_ids must not be empty and privatelink_nlb_name "
-                "('%s') must be 1-32 letters, digits or '-', not starting or ending with '-' nor starting with "
-                "'internal-'; this party's peer_port must be set in the network definition." % (vpc_id, name))
-    if "consumer" in sides and not (_text(i.get("kubeconfig")) or _text(i.get("kube_api_server"))):
-        errors.append("privatelink_kubeconfig or privatelink_kube_api_server: one is required to manage the "
-                      "party<N>-external Services in namespace %s." % _text(i.get("namespace")))
-    if "peer_ca" in sides and tls_mode != "none":
-        problems = _ca_problems(i, me_id)
-        if problems:
-            errors.append("privatelink_parties[].ca_certificate: tls_mode is %s, so every party's CA is needed; %s."
-                          % (tls_mode, "; ".join(problems)))
-        timeout, delay = _int(i.get("ca_wait_timeout"), -1), _int(i.get("ca_wait_delay"), 0)
-        if timeout < 0 or delay < 1:
-            errors.append("privatelink_ca_wait_timeout must be 0 or more seconds (got %s) and privatelink_ca_wait_delay "
-                          "at least 1 second (got %s)." % (i.get("ca_wait_timeout"), i.get("ca_wait_delay")))
-    publish = ca_pem != "" and bool(set(sides) & {"own_ca", "provider", "peer_ca"})
-    if publish and ("PRIVATE KEY" in ca_pem or not _text(i.get("public_bucket"))
-                    or not re.match(r"^[^/]+$", _text(i.get("ca_object_name")))):
-        errors.append("privatelink_ca_pem must hold only the CA certificate (a private key is never published), and "
-                      "privatelink_public_bucket (got '%s') and privatelink_ca_object_name (got '%s', no '/') are "
-                      "needed to publish it." % (_text(i.get("public_bucket")), _text(i.get("ca_object_name"))))
-    if tls_mode == "auto" and ca_pem:
-        errors.append("privatelink_ca_pem: must be empty in tls_mode auto: the node uses the CA its key generation "
-                      "wrote to %s/CACert/<signing key id> (the server checks that it is signed by its own signing "
-                      "key), so an operator-supplied CA cannot replace it." % _text(i.get("public_prefix")))
-    elif "own_ca" in sides and tls_mode != "none" and (
-            (tls_mode == "manual" and not check_mode and not ca_pem and own_source not in ("pem", "path"))
-            or (own_source not in ("pem", "path") and not _text(me.get("public_vault_url") or ""))):
-        errors.append("privatelink_ca_pem: the own_ca part publishes the TLS identity certificate of this party in "
-                      "tls_mode manual and needs it here (deploy_party.yml passes "
-                      "kms_workload_keys_facts.tls_certificate_pem); and the entry of this party in the network "
-                      "definition needs a public_vault_url (where the peers read it) unless its "
-                      "ca_certificate.source is pem or path.")
-
-    consumer_errors = []
-    cidrs = [_text(c) for c in (i.get("allowed_cidrs") or [])]
-    sg = _text(i.get("node_security_group_id"))
-    if "consumer" in sides and model["peers"] and vpc_known and not (
-            VPC_RE.match(vpc_id) and i.get("private_subnet_ids") and (sg or cidrs)
-            and (not sg or SG_RE.match(sg)) and all(CIDR_RE.match(c) for c in cidrs)
-            and not any(c.endswith("/0") for c in cidrs)):
-        consumer_errors.append(
-            "privatelink_vpc_id (got '%s') and privatelink_private_subnet_ids (got %s) are required; the peer "
-            "endpoints admit traffic only from privatelink_node_security_group_id (sg-..., got '%s') and/or "
-            "privatelink_allowed_cidrs (IPv4 or IPv6 CIDRs, got %s): at least one is required, and a /0 such as "
-            "0.0.0.0/0 or ::/0 is refused, because it would open the peer port to every address that can reach "
-            "the VPC." % (vpc_id, i.get("private_subnet_ids") or [], sg, cidrs))
-
     warnings, odd = [], []
     unevaluated = [x for x in ("provider", "consumer") if x in sides]
     if not vpc_known and unevaluated:
@@ -297,7 +187,7 @@ def privatelink_input_errors(inputs):
             "%s. Expected party<N>-external, optionally followed by .%s, .svc and .%s. Fix the network definition (or "
             "kms_config_peer_address_overrides), or set privatelink_address_check: false if the peer is reached "
             "another way on purpose." % ("; ".join(odd), namespace, namespace, domain))
-    return {"errors": errors, "consumer_errors": consumer_errors, "odd_addresses": odd, "warnings": warnings}
+    return {"odd_addresses": odd, "warnings": warnings}
 
 
 # -------------------------------------------------------------------------------------- NLB --

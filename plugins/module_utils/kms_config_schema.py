@@ -29,6 +29,8 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.threshold_kms.mpc_party.plugins.module_utils.input_rules import (
+    PCR_RE, ROLE_ARN_RE)
 try:  # Python >= 3.11
     import tomllib as _toml
 except ImportError:  # pragma: no cover - older controllers with the tomli backport
@@ -43,15 +45,12 @@ ROOT_KEY_SPECS = ("symm", "asymm")
 KEYCHAINS = ("aws_kms", "secret_sharing")
 ENVIRONMENTS = ("testnet", "mainnet")
 VAULT_TYPE_NAMES = {"public_vault": "PUB", "private_vault": "PRIV", "backup_vault": "BACKUP"}
-PCR_RE = re.compile(r"^[0-9a-f]{96}$")
 HEX_RE = re.compile(r"^(?:[0-9a-fA-F]{2})*$")
 REQUEST_ID_RE = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 ETH_ADDRESS_RE = re.compile(r"^(0x)?[0-9a-fA-F]{40}$")
 URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$")
 BIND_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$")
 PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_/-]*$")
-# An IAM role ARN of any AWS partition (aws, aws-cn, aws-us-gov, ...).
-ROLE_ARN_RE = re.compile(r"^arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/[\w+=,.@/-]+$")
 # A value the chart leaves to environment substitution, e.g. "${KMS_CORE__THRESHOLD__MY_ID}".
 PLACEHOLDER_RE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
 MAX_GRPC_MESSAGE = 2 ** 31 - 1
@@ -711,6 +710,43 @@ def check(doc, environment=None, require_threshold=True, kind="server", policy=T
             method(doc)
     if "mock_enclave" in doc:
         checker.mock_enclave(doc)
+    return checker.errors, checker.warnings
+
+
+class _PartialChecker(_Checker):
+    """The same rules on a part of a document: its required keys come from the rest."""
+
+    def table(self, value, path, spec, ignore_unknown=False):
+        return _Checker.table(self, value, path, (spec[0], ()), ignore_unknown)
+
+
+def check_partial(doc, policy=False):
+    """Problems of ``doc``, a part of a server configuration merged into a built one (the role's
+    overrides, or a few settings): unknown sections and keys, and the type and range of each value
+    it holds, by the rules of :func:`check`. Keys it leaves out are not asked for, and rules across
+    sections (vault prefixes, [aws] for S3) are left to the check of the whole document.
+    Returns ``(errors, warnings)``.
+    """
+    checker = _PartialChecker(policy=policy, kind="server")
+    if checker.table(doc, "", SERVER_TOP) is None:
+        return checker.errors, checker.warnings
+    service_port = checker.service(doc) if "service" in doc else None
+    if "threshold" in doc:
+        checker.threshold(doc, service_port)
+    if "enclave_bootstrap" in doc:
+        checker.enclave_bootstrap(doc)
+    if "aws" in doc:
+        checker.aws(doc)
+    for vault in ("public_vault", "private_vault", "backup_vault"):
+        if vault in doc:
+            checker.vault(doc, vault, {})
+    for section, method in (("telemetry", checker.telemetry), ("rate_limiter_conf", checker.rate_limiter),
+                            ("bandwidth_benchmark", checker.bandwidth_benchmark),
+                            ("internal_config", checker.internal_config), ("migration", checker.migration)):
+        if section in doc:
+            method(doc)
+    if "mock_enclave" in doc:
+        checker.boolean(doc, "mock_enclave", "")
     return checker.errors, checker.warnings
 
 

@@ -39,6 +39,8 @@ except ImportError as exc:  # pragma: no cover - reported by the modules
     KUBERNETES_IMPORT_ERROR = exc
     ApiException = Exception
 
+from ansible_collections.threshold_kms.mpc_party.plugins.module_utils.network_model import DNS_LABEL_RE
+
 # Options of the modules that reach a node through a port-forward (doc fragment kms_port_forward).
 PORT_FORWARD_ARGUMENT_SPEC = dict(
     kubeconfig=dict(type="path"),
@@ -49,7 +51,6 @@ PORT_FORWARD_ARGUMENT_SPEC = dict(
     party_id=dict(type="int"),
 )
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _BUFFER = 65536
 
@@ -60,7 +61,7 @@ class PortForwardError(Exception):
 
 def check_params(params):
     """Error text for the first bad port-forward option, or None (no call is made)."""
-    if not _DNS_LABEL.match(params.get("namespace") or ""):
+    if not DNS_LABEL_RE.match(params.get("namespace") or ""):
         return "namespace: must be a DNS label (lower-case letters, digits, '-'), got %r" % params.get("namespace")
     pod = params.get("pod") or ""
     if len(pod) > 253 or not _DNS_SUBDOMAIN.match(pod):

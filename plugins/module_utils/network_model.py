@@ -15,16 +15,15 @@ __metaclass__ = type
 import ipaddress
 import re
 
+from ansible_collections.threshold_kms.mpc_party.plugins.module_utils.input_rules import (
+    ACCOUNT_RE, CLUSTER_NAME_RE, PCR_RE, REGION_RE, SERVICE_NAME_RE, service_name_region)
+from ansible_collections.threshold_kms.mpc_party.plugins.module_utils.peer_ca import PeerCaError, parse_certificate
+
 ENVIRONMENTS = ("testnet", "mainnet")
 TLS_MODES = ("none", "manual", "auto")
 CA_SOURCES = ("none", "vault", "pem", "path")
-PCR_RE = re.compile(r"^[0-9a-f]{96}$")
-ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
-REGION_RE = re.compile(r"^(af|ap|ca|eu|il|me|mx|sa|us|cn)(-gov|-iso|-isob)?-(north|south|east|west|central|northeast|northwest|southeast|southwest)-[1-9]$")
 HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-SERVICE_NAME_RE = re.compile(r"^com\.amazonaws\.vpce\.[a-z0-9-]+\.vpce-svc-[0-9a-f]{8,17}$")
-CLUSTER_NAME_RE = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
 PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 URL_RE = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 
@@ -101,6 +100,18 @@ def vault_prefixes(party_id):
     return {vault: "%s-p%d" % (type_name, party_id) for vault, type_name in VAULT_TYPES.items()}
 
 
+def ca_pem_errors(pem):
+    """Why a CA certificate given inline (``ca_certificate.pem``) is not one PEM X.509 certificate
+    that parses: the same parser the peers' CAs go through (peer_ca.parse_certificate)."""
+    if not isinstance(pem, str):
+        return ["must be a PEM certificate as text (got %s)" % type(pem).__name__]
+    try:
+        parse_certificate(pem)
+    except PeerCaError as err:
+        return ["must be one PEM X.509 certificate that parses: %s" % err]
+    return []
+
+
 def _check_release(release, where, errs):
     if not isinstance(release, dict):
         errs.append("%s: must be a mapping with pcr0, pcr1 and pcr2" % where)
@@ -170,12 +181,19 @@ def _check_party(party, index, n, errs):
     svc = party.get("privatelink_service_name")
     if svc not in (None, "") and not (isinstance(svc, str) and SERVICE_NAME_RE.match(svc)):
         errs.append("%s.privatelink_service_name: must look like com.amazonaws.vpce.<region>.vpce-svc-<8 to 17 lowercase hex digits> (got %r)" % (where, svc))
+    elif svc and isinstance(region, str) and REGION_RE.match(region) and service_name_region(svc) != region:
+        # A party offers its endpoint service in its own region; the name carries that region.
+        errs.append("%s.privatelink_service_name: the service's region %s must be the party's region %s (got %r)"
+                    % (where, service_name_region(svc), region, svc))
     ca = party.get("ca_certificate")
     if ca is not None:
         if not isinstance(ca, dict) or ca.get("source", "none") not in CA_SOURCES:
             errs.append("%s.ca_certificate.source: must be one of %s" % (where, ", ".join(CA_SOURCES)))
         elif ca.get("source") in ("pem", "path") and not ca.get(ca["source"]):
             errs.append("%s.ca_certificate.%s: required when source is %s" % (where, ca["source"], ca["source"]))
+        elif ca.get("source") == "pem":
+            for msg in ca_pem_errors(ca["pem"]):
+                errs.append("%s.ca_certificate.pem: %s" % (where, msg))
     releases = party.get("trusted_releases")
     if releases is not None:
         if not isinstance(releases, list):

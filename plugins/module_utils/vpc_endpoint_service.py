@@ -32,6 +32,8 @@ from ansible_collections.amazon.aws.plugins.module_utils.ec2 import ensure_ec2_t
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_specifications
 
+from ansible_collections.threshold_kms.mpc_party.plugins.module_utils.input_rules import ACCOUNT_RE, REGION_RE
+
 # IAM principals an endpoint service accepts: account root, a user or a role, or "*", in any
 # partition (aws, aws-cn, aws-us-gov, aws-iso, ...).
 PRINCIPAL_RE = re.compile(
@@ -40,8 +42,6 @@ PRINCIPAL_RE = re.compile(
 NLB_ARN_RE = re.compile(
     r"^arn:aws(-[a-z]+)*:elasticloadbalancing:[a-z0-9-]+:[0-9]{12}:loadbalancer/[a-z]+/[\w-]+/[0-9a-f]+$"
 )
-ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
-REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
 ARN_PARTITION_RE = re.compile(r"^arn:(aws(-[a-z]+)*):")
 RESOURCE_TYPE = "vpc-endpoint-service"
 ABSENT = "absent"

@@ -34,13 +34,13 @@ from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_ta
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_specifications
 
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import aws_retry
+from ansible_collections.threshold_kms.mpc_party.plugins.module_utils.input_rules import (
+    REGION_RE, SERVICE_NAME_RE, service_name_region)
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils.vpc_endpoint_service import (
     account_principal,
     partition_of,
 )
 
-SERVICE_NAME_RE = re.compile(r"^com\.amazonaws\.vpce\.([a-z0-9-]+)\.vpce-svc-[0-9a-f]{8,17}$")
-REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
 ENDPOINT_ID_RE = re.compile(r"^vpce-[0-9a-f]{8,17}$")
 RESOURCE_TYPE = "vpc-endpoint"
 DEAD_STATES = ("deleting", "deleted", "rejected", "failed", "expired")
@@ -52,12 +52,6 @@ class InterfaceEndpointError(Exception):
 
 
 # ---------------------------------------------------------------- validation --
-
-def name_region(service_name):
-    """The region in an endpoint service name com.amazonaws.vpce.<region>.vpce-svc-<id>, or None."""
-    match = SERVICE_NAME_RE.match(service_name or "")
-    return match.group(1) if match else None
-
 
 def validate_params(params):
     """Every rule the module's inputs break, each naming the option. No AWS call."""
@@ -84,15 +78,15 @@ def validate_params(params):
     if region:
         if not REGION_RE.match(region):
             errors.append("service_region: %r is not an AWS region name (for example us-east-1)" % (region,))
-        elif name_region(name) and name_region(name) != region:
+        elif service_name_region(name) and service_name_region(name) != region:
             errors.append("service_region: %s, but the service name %s says the service is in %s"
-                          % (region, name, name_region(name)))
+                          % (region, name, service_name_region(name)))
     return errors
 
 
 def wanted_service_region(params):
     """The region of the service: service_region, else the one its name carries."""
-    return params.get("service_region") or name_region(params.get("service_name"))
+    return params.get("service_region") or service_name_region(params.get("service_name"))
 
 
 # -------------------------------------------------------------------- lookup --

@@ -16,8 +16,8 @@ import yaml
 
 from .conftest import PROXY_PORTS, load_network, run_playbook
 from .standin_proxy import FaultProxy
-from tests.support.network_mutations import (both, drop_party, dup_party, host_set, net_set, party_del, party_set,
-                                             party_set_from, port_of)
+from tests.support.network_mutations import (FAKE_CA_PEM, both, drop_party, dup_party, host_set, net_set, party_del,
+                                             party_set, party_set_from, port_of, service_name)
 
 PREFLIGHT = "threshold_kms.mpc_party.preflight : "
 
@@ -91,6 +91,45 @@ BAD = [
     ("prefix-empty", host_set("mpc_vault_prefixes", {"public": ""}), "mpc_vault_prefixes.public", "non-empty"),
     ("prefix-unknown-vault", host_set("mpc_vault_prefixes", {"secret": "S-p1"}), "mpc_vault_prefixes.secret",
      "unknown vault"),
+    # -- the variables of the roles the playbook runs (role_inputs: argument specs and rules)
+    ("instance-type-without-enclaves", host_set("nitro_nodegroup_instance_types", ["t3.xlarge"]),
+     "nitro_nodegroup_instance_types", "does not support Nitro Enclaves"),
+    ("enclave-cpu-count-odd", host_set("nitro_nodegroup_enclave_cpu_count", 3), "nitro_nodegroup_enclave_cpu_count",
+     "even number"),
+    ("nodegroup-min-above-max", both(host_set("nitro_nodegroup_min_size", 3), host_set("nitro_nodegroup_max_size", 2)),
+     "nitro_nodegroup_min_size", "min <= desired <= max"),
+    ("nodegroup-size-a-word", host_set("nitro_nodegroup_max_size", "three"), "nitro_nodegroup_max_size",
+     "must be of type int"),
+    ("vpc-cidr-octet-300", host_set("eks_cluster_vpc_cidr", "10.300.0.0/16"), "eks_cluster_vpc_cidr",
+     "each octet 0-255"),
+    ("subnets-outside-vpc", host_set("eks_cluster_private_subnet_cidrs", ["192.168.0.0/24", "192.168.1.0/24"]),
+     "eks_cluster_private_subnet_cidrs", "outside the VPC"),
+    ("workload-image-tag-with-space", host_set("kms_workload_image_tag", "v0.14 rc"), "kms_workload_image_tag",
+     "no spaces"),
+    ("workload-image-digest-malformed", host_set("kms_workload_image_digest", "sha256:abc"), "kms_workload_image_digest",
+     "sha256:<64 lowercase hex>"),
+    ("workload-memory-8GB", host_set("kms_workload_resources", {"requests": {"cpu": "4", "memory": "8GB"}}),
+     "kms_workload_resources.requests.memory", "Kubernetes quantity"),
+    ("config-overrides-unknown-section", host_set("kms_config_overrides", {"servce": {"listen_port": 1}}),
+     "kms_config_overrides.servce", "unknown key"),
+    ("config-timeout-a-word", host_set("kms_config_timeout_secs", "six"), "kms_config_timeout_secs", "must be of type int"),
+    ("lifecycle-days-negative", host_set("vault_buckets_noncurrent_version_days", -1),
+     "vault_buckets_noncurrent_version_days", "at least 1"),
+    ("bucket-encryption-unknown", host_set("vault_buckets_encryption", "aws-kms"), "vault_buckets_encryption",
+     "must be one of: AES256, aws:kms"),
+    ("prss-timeout-zero", host_set("prss_init_timeout", 0), "prss_init_timeout", "a positive number of seconds"),
+    ("retention-days-a-word", both(host_set("enable_rds", True), host_set("connector_db_backup_retention_days", "seven")),
+     "connector_db_backup_retention_days", "must be of type int"),
+    ("lb-controller-chart-version-short", host_set("lb_controller_chart_version", "3.5"), "lb_controller_chart_version",
+     "a released chart version"),
+    ("scrape-timeout-above-interval", host_set("monitoring_scrape_timeout", "1m"), "monitoring_scrape_timeout",
+     "at most monitoring_scrape_interval"),
+    ("privatelink-cidr-world", host_set("privatelink_allowed_cidrs", ["0.0.0.0/0"]), "privatelink_allowed_cidrs[0]",
+     "a /0 opens the peer port"),
+    ("service-name-in-another-region", party_set(2, "privatelink_service_name", service_name("us-east-1")),
+     "parties[party_id=2].privatelink_service_name", "must be the party's region"),
+    ("ca-pem-not-a-certificate", party_set(3, "ca_certificate", {"source": "pem", "pem": FAKE_CA_PEM}),
+     "parties[party_id=3].ca_certificate.pem", "PEM X.509 certificate that parses"),
     # -- wrong types, caught by the preflight role's argument spec
     ("party-id-not-a-number", host_set("mpc_party_id", "one"), "mpc_party_id", "convert to int"),
     ("network-not-a-mapping", host_set("mpc_network", "sandbox"), "mpc_network", "convert to dict"),

@@ -70,3 +70,34 @@ def port_of(pid, key):
     def value(net):
         return party(net, pid)[key]
     return value
+
+
+def self_signed_pem(common_name):
+    """A real self-signed certificate (PEM text) with subject CN ``common_name``, for a
+    ``ca_certificate`` with ``source: pem`` that the preflight parses. Made here with the
+    ``cryptography`` package, not with the collection's code: the fixtures stay independent."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def service_name(region, service_id="0123456789abcdef0"):
+    """An endpoint service name com.amazonaws.vpce.<region>.vpce-svc-<id>."""
+    return "com.amazonaws.vpce.%s.vpce-svc-%s" % (region, service_id)
+
+
+# Text that looks like a PEM certificate but whose body is not one (the old test fixtures' fake).
+FAKE_CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake1\n-----END CERTIFICATE-----\n"

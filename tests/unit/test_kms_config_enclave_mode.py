@@ -37,17 +37,16 @@ def render(tmp_path, **extra):
 def test_kms_config_refuses_tls_auto_without_an_enclave(tmp_path):
     code, output, out = render(tmp_path, kms_config_tls_mode="auto", kms_config_peer_ca_pems=CAS)
     assert code == 2, output[-3000:]
-    assert "Check that TLS auto runs in enclave mode" in output
-    assert ("kms_config_tls_mode / kms_config_enclave: tls_mode auto ([threshold.tls.auto], Nitro attestation "
-            "against trusted_releases) needs kms_config_enclave true, and kms_config_enclave is false") in output
+    assert ("kms_config: kms_config_tls_mode: auto ([threshold.tls.auto], Nitro attestation against "
+            "trusted_releases) needs kms_config_enclave true, and it is false") in output
     assert not (out / "party1" / "threshold.toml").exists()  # refused before anything is written
 
 
 def test_kms_workload_refuses_tls_auto_without_an_enclave(tmp_path):
     code, output, out = render(tmp_path, kms_workload_tls_mode="auto", kms_config_peer_ca_pems=CAS)
     assert code == 2, output[-3000:]
-    assert "kms_workload_tls_mode / kms_workload_enclave: got tls_mode auto with kms_workload_enclave false" in output
-    assert "tls_mode auto ([threshold.tls.auto], Nitro attestation) needs kms_workload_enclave true" in output
+    assert ("kms_workload: kms_workload_tls_mode: auto ([threshold.tls.auto], Nitro attestation) needs "
+            "kms_workload_enclave true") in output
     assert not (out / "party1" / "manifests" / "10-statefulset-kms-core.yaml").exists()
 
 
@@ -56,8 +55,8 @@ def test_the_workload_cannot_disagree_with_the_configuration_on_enclave_mode(tmp
     # enclave mode would start an enclave without its AWS KMS keychain.
     code, output, out = render(tmp_path, kms_workload_enclave=True, kms_config_peer_ca_pems=CAS)
     assert code == 2, output[-3000:]
-    assert ("kms_workload_enclave / kms_workload_config_enclave: the workload's enclave mode (true) must be "
-            "the one threshold.toml was built for (kms_config_enclave, published as kms_config_facts.enclave: false)") in output
+    assert ("kms_workload: kms_workload_enclave: the workload's enclave mode (true) must be the one threshold.toml "
+            "was built for (kms_config_enclave, published as kms_config_facts.enclave: false)") in output
     assert not (out / "party1" / "manifests" / "10-statefulset-kms-core.yaml").exists()
 
 
@@ -116,8 +115,9 @@ def test_backup_vault_without_its_key_is_refused_naming_the_field(tmp_path):
     code, output, out = render_config(tmp_path, mpc_backup_bucket="kms-sandbox-p1-backup",
                                       kms_config_role_arn=ROLE_ARN, **ENCLAVE)
     assert code == 2, output[-3000:]
-    assert "kms_config_backup_keychain: with a backup vault (kms_config_backup_bucket kms-sandbox-p1-backup)" in output
-    assert "none is refused next to the enclave-protected private vault" in output
+    # the keychain defaults to aws_kms, whose key is the backup vault's own asymmetric AWS KMS key
+    assert ("kms_config: kms_config_backup_kms_key_id: required with the backup vault kms-sandbox-p1-backup and "
+            "kms_config_backup_keychain aws_kms") in output
     assert not (out / "threshold.toml").exists()
 
 

@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import kms_config_schema as schema
+from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import tls_identity
 from tests.support.playbooks import repo_playbook
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -43,7 +44,25 @@ EXPECTED = [
     "21-configmap-kms-prometheus-rules.yaml",
     "22-configmap-kms-node-dashboard.yaml",
 ]
-CA = "-----BEGIN CERTIFICATE-----\nMIIBfake%d\n-----END CERTIFICATE-----\n"
+_CAS = {}
+
+
+def ca(pid, network_name="sandbox"):
+    """A real self-signed certificate for party ``pid`` (CN = its mpc_identity), made once: preflight
+    parses a CA given as PEM, so a fake one would be refused."""
+    identity = "party%d.%s.kms.local" % (pid, network_name)
+    if identity not in _CAS:
+        _CAS[identity] = tls_identity.generate(identity)[0]
+    return _CAS[identity]
+
+
+def pems(peers):
+    """The tls_cert PEMs of [[threshold.peers]], without surrounding white space."""
+    return [p["tls_cert"]["pem"].strip() for p in peers]
+
+
+def cas(pids, network_name="sandbox"):
+    return [ca(i, network_name).strip() for i in pids]
 
 
 def render(inventory, out, *extra):
@@ -58,7 +77,7 @@ def peer_cas(inventory, directory):
     if net["tls_mode"] == "none":
         return []
     path = directory / ("%s-cas.json" % inventory)
-    path.write_text(json.dumps({"kms_config_peer_ca_pems": {str(p["party_id"]): CA % p["party_id"]
+    path.write_text(json.dumps({"kms_config_peer_ca_pems": {str(p["party_id"]): ca(p["party_id"], net["name"])
                                                             for p in net["parties"]}}))
     return ["-e", "@%s" % path]
 
@@ -194,7 +213,7 @@ ENCLAVE_EXTRA = {
     "kms_workload_image_digest": "sha256:" + "a" * 64,
     "kms_workload_enclave_image_digest": "sha256:" + "b" * 64,
     "kms_workload_image_pull_secrets": ["registry-credentials", "mirror-credentials"],
-    "kms_config_peer_ca_pems": {str(i): CA % i for i in range(1, 5)},
+    "kms_config_peer_ca_pems": {str(i): ca(i) for i in range(1, 5)},
 }
 
 
@@ -214,7 +233,7 @@ def test_enclave_mode_with_tls_auto(enclave_party):
     assert doc["private_vault"]["keychain"] == {"aws_kms": {"root_key_id": extra["kms_config_kms_key_id"],
                                                             "root_key_spec": "symm"}}
     assert len(doc["threshold"]["tls"]["auto"]["trusted_releases"]) == 1
-    assert [p["tls_cert"]["pem"] for p in doc["threshold"]["peers"]] == [CA % i for i in range(1, 5)]
+    assert pems(doc["threshold"]["peers"]) == cas(range(1, 5))
 
     files = sorted(os.listdir(party / "manifests"))
     # A ServiceMonitor scrapes the node, so the monitoring role renders no scrape-config fallback.
@@ -403,11 +422,14 @@ def test_enclave_launcher_script(enclave_party, tmp_path):
     assert code == 0 and "the key-generation enclave has stopped" in stderr
 
 
+# render_party.yml runs preflight: the role's rules (rules_kms_workload) refuse these before any file is
+# written, naming the role and the variable.
 @pytest.mark.parametrize("extra, message", [
-    ({"kms_workload_image_tag": "latest"}, "kms_workload_image_tag must be a published release tag"),
-    ({"kms_workload_image_tag": "v0.14 .1"}, "kms_workload_image_tag must be a published release tag"),
-    ({"kms_workload_image_digest": "sha256:abc"}, "kms_workload_image_digest / kms_workload_enclave_image_digest empty or sha256:<64"),
-    ({"kms_workload_image_pull_secrets": ["Registry Credentials"]}, "kms_workload_image_pull_secrets: a list of Secret names"),
+    ({"kms_workload_image_tag": "latest"}, "kms_workload: kms_workload_image_tag: a published release tag"),
+    ({"kms_workload_image_tag": "v0.14 .1"}, "kms_workload: kms_workload_image_tag: a published release tag"),
+    ({"kms_workload_image_digest": "sha256:abc"}, "kms_workload: kms_workload_image_digest: empty or sha256:<64"),
+    ({"kms_workload_image_pull_secrets": ["Registry Credentials"]},
+     "kms_workload: kms_workload_image_pull_secrets: a list of Secret names"),
 ])
 def test_bad_image_inputs_are_refused_naming_the_variable(tmp_path, extra, message):
     extra_file = tmp_path / "extra.json"
@@ -417,7 +439,8 @@ def test_bad_image_inputs_are_refused_naming_the_variable(tmp_path, extra, messa
                                  *peer_cas("sandbox", tmp_path), timeout=600)
     assert code == 2, output[-3000:]
     assert message in " ".join(output.split()), output[-3000:]
-    assert not (tmp_path / "out" / "party1" / "manifests" / "10-statefulset-kms-core.yaml").exists()
+    assert "preflight : Validate the variables of every role this playbook runs" in output, output[-3000:]
+    assert not (tmp_path / "out" / "party1").exists()
 
 
 def test_tls_manual_with_cas_from_the_network_and_the_privatelink_role(tmp_path):
@@ -431,18 +454,18 @@ def test_tls_manual_with_cas_from_the_network_and_the_privatelink_role(tmp_path)
     net = network("sandbox")
     net["tls_mode"] = "manual"
     ca_file = tmp_path / "ca2.pem"
-    ca_file.write_text(CA % 2)
-    net["parties"][0]["ca_certificate"] = {"source": "pem", "pem": CA % 1}
+    ca_file.write_text(ca(2))
+    net["parties"][0]["ca_certificate"] = {"source": "pem", "pem": ca(1)}
     net["parties"][1]["ca_certificate"] = {"source": "path", "path": str(ca_file)}
     (inventory / "group_vars" / "all" / "network.yml").write_text(yaml.safe_dump({"mpc_network": net}))
     extra = tmp_path / "extra.json"
-    extra.write_text(json.dumps({"kms_config_peer_ca_pems": {3: CA % 3, "4": CA % 4}}))
+    extra.write_text(json.dumps({"kms_config_peer_ca_pems": {3: ca(3), "4": ca(4)}}))
     out = render(str(inventory), tmp_path / "out", "--limit", "party3", "-e", "@%s" % extra)
     party = out / "party3"
     doc = schema.validate_text((party / "threshold.toml").read_text())
     assert doc["threshold"]["tls"] == {"manual": {"cert": {"path": "/etc/kms/tls/tls.crt"},
                                                   "key": {"path": "/etc/kms/tls/tls.key"}}}
-    assert [p["tls_cert"]["pem"] for p in doc["threshold"]["peers"]] == [CA % i for i in range(1, 5)]
+    assert pems(doc["threshold"]["peers"]) == cas(range(1, 5))
     sts = load(party / "manifests" / "10-statefulset-kms-core.yaml")[0]
     pod = sts["spec"]["template"]["spec"]
     tls_volume = next(v for v in pod["volumes"] if v["name"] == "tls")
@@ -453,7 +476,7 @@ def test_tls_manual_with_cas_from_the_network_and_the_privatelink_role(tmp_path)
     assert "PRIVATE KEY" not in configmap["data"]["threshold.toml"]
 
     # Without party 4's CA the run stops before anything is written, naming the variable.
-    extra.write_text(json.dumps({"kms_config_peer_ca_pems": {3: CA % 3}}))
+    extra.write_text(json.dumps({"kms_config_peer_ca_pems": {3: ca(3)}}))
     code, output = repo_playbook("render_party.yml", inventory, "--limit", "party3",
                                  "-e", "render_dir=%s" % (tmp_path / "out2"), "-e", "@%s" % extra, timeout=600)
     assert code == 2
@@ -471,7 +494,8 @@ def test_bad_render_input_fails_on_the_nitro_render_spec(tmp_path):
                                  *peer_cas("sandbox", tmp_path), timeout=600)
     text = " ".join(output.split())
     assert code == 2, output[-3000:]
-    assert "Validation of arguments failed" in text and "argument_spec_name: render" in text, output[-3000:]
-    assert "'nitro_nodegroup_device_plugin_cpu_advertisement' is of type str and we were unable to convert to bool" in text, \
+    # render_party.yml's preflight (role_inputs) checks that entry point's spec before anything runs
+    assert "preflight : Validate the variables of every role this playbook runs" in text, output[-3000:]
+    assert "nitro_nodegroup: nitro_nodegroup_device_plugin_cpu_advertisement: must be of type bool" in text, \
         output[-3000:]
     assert not (tmp_path / "out" / "party1" / "cluster-addons" / "nitro-device-plugin.yaml").exists()

@@ -598,7 +598,7 @@ def test_check_network_records_an_unhealthy_network_and_still_fails(health):
 def test_check_network_refuses_a_metrics_file_the_collector_would_ignore(tmp_path):
     rc, log = check_network(tmp_path, tmp_path / "kms_party.txt", ["--limit", "party1"])
     assert rc != 0
-    assert "monitoring_health_metrics_file must be an absolute path ending in .prom" in log
+    assert "monitoring_health_metrics_file: an absolute path ending in .prom" in log
     assert not (tmp_path / "kms_party.txt").exists()
 
 

@@ -7,7 +7,8 @@ import yaml
 
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import kms_proto
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import network_model as nm
-from tests.support.network_mutations import both, drop_party, dup_party, host_set, net_set, party, party_del, party_set
+from tests.support.network_mutations import (FAKE_CA_PEM, both, drop_party, dup_party, host_set, net_set, party, party_del,
+                                             party_set, self_signed_pem, service_name)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -94,6 +95,16 @@ BAD = [
     ("bad-endpoint-url", host_set("mpc_aws_endpoint_url", "127.0.0.1:4566"), "mpc_aws_endpoint_url", "http(s) URL"),
     ("parties-not-list", net_set("parties", {"party1": {}}), "mpc_network.parties", "must be a list"),
     ("ca-pem-missing", party_set(1, "ca_certificate", {"source": "pem"}), "ca_certificate.pem", "required"),
+    # a party offers its endpoint service in its own region (party 2 is in eu-west-1)
+    ("service-name-other-region", party_set(2, "privatelink_service_name", service_name("us-east-1")),
+     "parties[party_id=2].privatelink_service_name", "must be the party's region eu-west-1"),
+    # an inline CA must be one PEM X.509 certificate that parses
+    ("ca-pem-fake", party_set(3, "ca_certificate", {"source": "pem", "pem": FAKE_CA_PEM}),
+     "parties[party_id=3].ca_certificate.pem", "PEM X.509 certificate that parses"),
+    ("ca-pem-not-pem", party_set(3, "ca_certificate", {"source": "pem", "pem": "party3's CA"}),
+     "parties[party_id=3].ca_certificate.pem", "no '-----BEGIN CERTIFICATE-----' block"),
+    ("ca-pem-not-text", party_set(3, "ca_certificate", {"source": "pem", "pem": ["-----BEGIN CERTIFICATE-----"]}),
+     "parties[party_id=3].ca_certificate.pem", "as text"),
 ]
 
 
@@ -132,3 +143,40 @@ def test_status_rule_matches_server(n, reachable, status):
 def test_s3_names_accepted():
     for name in ("kms-sandbox-p1-private", "a.b-c", "abc", "x" * 63):
         assert nm.s3_bucket_name_errors(name) == []
+
+
+def test_service_name_in_the_partys_region_is_accepted():
+    network = copy.deepcopy(load_network("sandbox"))
+    party(network, 2)["privatelink_service_name"] = service_name("eu-west-1")
+    party(network, 4)["privatelink_service_name"] = service_name("ap-southeast-1", "368b817677e9690a7")
+    mpc = nm.validate(network, party_vars())
+    assert party(mpc, 4)["privatelink_service_name"].startswith("com.amazonaws.vpce.ap-southeast-1.")
+    assert nm.service_name_region(service_name("ap-southeast-1")) == "ap-southeast-1"
+    assert nm.service_name_region("vpce-svc-123") is None
+
+
+def test_shipped_party1_network_service_names_match_regions():
+    network = nm.validate_network(load_network("party1"))
+    for p in network["parties"]:
+        assert nm.service_name_region(p["privatelink_service_name"]) == p["region"], p["party_id"]
+
+
+def test_real_ca_pem_is_accepted():
+    network = copy.deepcopy(load_network("sandbox"))
+    pem = self_signed_pem("party3.sandbox.kms.local")
+    party(network, 3)["ca_certificate"] = {"source": "pem", "pem": pem}
+    mpc = nm.validate(network, party_vars())
+    assert party(mpc, 3)["ca_certificate"]["pem"] == pem
+
+
+@pytest.mark.parametrize("extra,words", [
+    ("twice", "exactly one"),
+    ("-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n", "private key"),
+])
+def test_ca_pem_must_be_one_certificate_without_key(extra, words):
+    pem = self_signed_pem("party3.sandbox.kms.local")
+    network = copy.deepcopy(load_network("sandbox"))
+    party(network, 3)["ca_certificate"] = {"source": "pem", "pem": pem + (pem if extra == "twice" else extra)}
+    with pytest.raises(nm.NetworkError) as info:
+        nm.validate(network, party_vars())
+    assert [e for e in info.value.errors if "parties[party_id=3].ca_certificate.pem" in e and words in e], info.value.errors
