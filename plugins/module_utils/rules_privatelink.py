@@ -210,10 +210,10 @@ def _allowed_cidrs(v, _):
     return problems
 
 
-@rule(R, "privatelink_sides", "privatelink_node_security_group_id")
-def _node_sg(v, _):
+@rule(R, "privatelink_sides", "privatelink_node_security_group_id", "privatelink_vpc_id", "privatelink_nlb_arn")
+def _node_sg(v, context):
     sg = v["privatelink_node_security_group_id"]
-    if "consumer" in v["privatelink_sides"] and sg and not SG_ID_RE.match(sg):
+    if "consumer" in v["privatelink_sides"] and sg and not SG_ID_RE.match(sg) and _vpc_known(v, context):
         return ["privatelink_node_security_group_id: empty or a security group id sg-... %s" % got(repr(sg))]
     return []
 

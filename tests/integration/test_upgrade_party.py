@@ -83,8 +83,10 @@ def test_bad_input_is_refused_before_any_cloud_call(sandbox, tmp_path):
     out = " ".join(out.split())
     assert rc == 2
     assert not kubeconfig.parent.exists()  # no cluster read, nothing written
-    assert "upgrade_image_tag: the new core-service image tag, pinned" in out
-    assert "upgrade_pcr0: the new release value, 96 hex characters" in out
+    assert "upgrade_party: upgrade_image_tag: a published release tag such as v0.14.1" in out
+    assert "never latest; got 'latest'" in out
+    assert ("upgrade_party: upgrade_pcr0: the new release's PCR0, 96 hexadecimal characters (a SHA-384 digest) "
+            "(got 3 characters)") in out
     assert "Health of every party" not in out
 
 

@@ -12,7 +12,7 @@ UNKNOWN = "(known after apply)"
 spec = for_role("connector_db")
 
 
-BASE = {
+VALID = {
     "connector_db_enabled": True,
     "connector_db_state": "present",
     "connector_db_identifier": "kms-p1-connector",
@@ -39,7 +39,7 @@ BASE = {
 
 def check(check_mode=False, **change):
     options = spec()
-    values = dict((k, v) for k, v in dict(BASE, **change).items() if k in options)
+    values = dict((k, v) for k, v in dict(VALID, **change).items() if k in options)
     return role_inputs.check("connector_db", options, values, {"check_mode": check_mode})[0]
 
 
@@ -117,6 +117,6 @@ def test_check_mode_before_the_cluster_network_exists():
 
 def test_the_wired_network_waits_for_the_role_in_preflight():
     options = spec()
-    values = dict((k, v) for k, v in BASE.items() if k not in ("connector_db_vpc_id", "connector_db_subnet_ids",
+    values = dict((k, v) for k, v in VALID.items() if k not in ("connector_db_vpc_id", "connector_db_subnet_ids",
                                                              "connector_db_node_security_group_id"))
     assert role_inputs.check("connector_db", options, values)[0] == []

@@ -19,7 +19,7 @@ def party(pid, **extra):
 
 
 CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
-BASE = {
+VALID = {
     "kms_config_environment": "testnet", "kms_config_threshold": 1, "kms_config_party_id": 1,
     "kms_config_parties": [party(i) for i in (1, 2, 3, 4)],
     "kms_config_tls_mode": "manual", "kms_config_peer_ca_pems": {i: CERT for i in (1, 2, 3, 4)},
@@ -39,8 +39,8 @@ BASE = {
 
 
 def problems_of(change, context=ROLE_START, entry="main", drop=()):
-    """Problems of BASE with ``change``; ``drop`` leaves variables out, as preflight does with a pending one."""
-    values = {k: v for k, v in dict(BASE, **change).items() if k not in drop}
+    """Problems of VALID with ``change``; ``drop`` leaves variables out, as preflight does with a pending one."""
+    values = {k: v for k, v in dict(VALID, **change).items() if k not in drop}
     problems, _ = role_inputs.check("kms_config", spec(entry), values, dict(context))
     return problems
 
@@ -92,7 +92,7 @@ def problems_of(change, context=ROLE_START, entry="main", drop=()):
     ({"kms_config_core_to_core_net": {"mesage_limit": 1}}, "kms_config_core_to_core_net: unknown key"),
     ({"kms_config_core_to_core_net": {"message_limit": 70}}, None),
     ({"kms_config_rate_limiter": {}}, None),
-    ({"kms_config_rate_limiter": dict(BASE["kms_config_rate_limiter"], keygen=0)},
+    ({"kms_config_rate_limiter": dict(VALID["kms_config_rate_limiter"], keygen=0)},
      "kms_config_rate_limiter: must be at least 1 (got 0) (server key rate_limiter_conf.keygen)"),
     ({"kms_config_rate_limiter": {"bucket_size": 1}}, "kms_config_rate_limiter: all seven keys"),
     # thread pools

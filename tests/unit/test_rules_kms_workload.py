@@ -65,6 +65,10 @@ def problems_of(change, entry="main", context=None):
     ({"kms_workload_peer_ingress_cidrs": ["10.0.0.0"]}, "kms_workload_peer_ingress_cidrs: an IPv4 or IPv6 CIDR"),
     ({"kms_workload_peer_ingress_cidrs": ["10.300.0.0/16"]}, "kms_workload_peer_ingress_cidrs: an IPv4 or IPv6 CIDR"),
     ({"kms_workload_peer_ingress_cidrs": ["127.0.0.1/32", "fd00::/64"]}, None),
+    ({"kms_workload_peer_ingress_extra_cidrs": ["127.0.0.1/32"]}, None),
+    ({"kms_workload_peer_ingress_cidrs": [], "kms_workload_peer_ingress_extra_cidrs": ["127.0.0.1/32"]}, None),
+    ({"kms_workload_peer_ingress_extra_cidrs": ["localhost"]}, "kms_workload_peer_ingress_extra_cidrs: an IPv4 or IPv6 CIDR"),
+    ({"kms_workload_peer_ingress_extra_cidrs": ["0.0.0.0/0"]}, "kms_workload_peer_ingress_extra_cidrs: 0.0.0.0/0 would open"),
     # modes
     ({"kms_workload_enclave": False, "kms_workload_tls_mode": "none"}, "kms_workload_enclave: the workload's enclave mode"),
     ({"kms_workload_enclave": False, "kms_workload_config_enclave": None, "kms_workload_tls_mode": "none"}, None),

@@ -14,7 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 spec = for_role("lb_controller")
 
 
-BASE = {
+VALID = {
     "lb_controller_mode": "install",
     "lb_controller_cluster_name": "kms-sandbox-p1",
     "lb_controller_region": "eu-west-1",
@@ -31,7 +31,7 @@ BASE = {
 
 def check(entry="main", **change):
     options = spec(entry)
-    values = dict((k, v) for k, v in dict(BASE, **change).items() if k in options)
+    values = dict((k, v) for k, v in dict(VALID, **change).items() if k in options)
     return role_inputs.check("lb_controller", options, values)[0]
 
 

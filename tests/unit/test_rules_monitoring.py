@@ -11,7 +11,7 @@ from tests.support.role_specs import for_role
 spec = for_role("monitoring")
 
 
-BASE = {
+VALID = {
     "monitoring_network_name": "sandbox", "monitoring_party_id": 1, "monitoring_namespace": "kms-p1",
     "monitoring_node_name": "kms-core", "monitoring_metrics_service": "kms-core-headless",
     "monitoring_metrics_port_name": "metrics",
@@ -31,12 +31,12 @@ BASE = {
 
 
 def check(entry="main", **change):
-    values = dict(BASE, **change) if entry == "main" else change
+    values = dict(VALID, **change) if entry == "main" else change
     return role_inputs.check("monitoring", spec(entry), values)[0]
 
 
 def test_the_base_covers_every_option_of_main():
-    assert sorted(BASE) == sorted(spec())
+    assert sorted(VALID) == sorted(spec())
 
 
 @pytest.mark.parametrize("change, variable, words", [

@@ -10,7 +10,7 @@ from tests.support.role_specs import for_role
 spec = for_role("prss_init")
 
 
-BASE = {
+VALID = {
     "prss_init_kubeconfig": "/tmp/kubeconfig",
     "prss_init_kube_context": "",
     "prss_init_namespace": "kms",
@@ -34,7 +34,7 @@ BASE = {
 
 def check(**change):
     options = spec()
-    values = dict((k, v) for k, v in dict(BASE, **change).items() if k in options)
+    values = dict((k, v) for k, v in dict(VALID, **change).items() if k in options)
     return role_inputs.check("prss_init", options, values)[0]
 
 

@@ -14,7 +14,7 @@ UNKNOWN = "(known after apply)"
 spec = for_role("vault_buckets")
 
 
-BASE = {
+VALID = {
     "vault_buckets_state": "present",
     "vault_buckets_party_id": 1,
     "vault_buckets_region": "eu-west-1",
@@ -45,7 +45,7 @@ BACKUP = {"vault_buckets_backup_name": "kms-p1-backup", "vault_buckets_backup_re
 
 def check(check_mode=False, **change):
     options = spec()
-    values = dict((k, v) for k, v in dict(BASE, **change).items() if k in options)
+    values = dict((k, v) for k, v in dict(VALID, **change).items() if k in options)
     return role_inputs.check("vault_buckets", options, values, {"check_mode": check_mode})[0]
 
 
@@ -124,5 +124,5 @@ def test_removal_needs_no_oidc_provider_and_no_replication_without_backup():
 def test_an_earlier_roles_output_is_checked_when_the_role_starts():
     """In preflight the wired ARNs are unknown: the rules reading them wait."""
     options = spec()
-    values = dict((k, v) for k, v in BASE.items() if k in options and not k.endswith("_arn"))
+    values = dict((k, v) for k, v in VALID.items() if k in options and not k.endswith("_arn"))
     assert role_inputs.check("vault_buckets", options, values)[0] == []
