@@ -78,7 +78,16 @@ def party_yaml(name):
 # values (see inventories/party1).
 ansible_connection: local
 ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
+# The one switch deploy_party.yml reads: share the providers' service names through the overlay file.
 mpc_sandbox: true
+# What the stand-ins cannot be, set in the roles' own variables: no Nitro hardware (no enclave),
+# an S3 stand-in that enforces bucket policies over plain HTTP (no TLS-only statement), an
+# emulated load balancer controller already running, and load balancers that reach the peer
+# port from the node itself.
+mpc_enclave: false
+vault_buckets_require_tls: false
+lb_controller_mode: verify
+kms_workload_peer_ingress_extra_cidrs: ["127.0.0.1/32"]
 # Each party's own AWS account and region (mpc_aws_region: hosts.yml): the profile
 # `tools/sandbox up` writes for it to $SANDBOX_DIR/aws/credentials (AWS_SHARED_CREDENTIALS_FILE).
 mpc_aws_profile: "party{{{{ mpc_party_id }}}}"

@@ -112,12 +112,30 @@ def _irsa(v, context):
 @rule("kms_workload", "kms_workload_peer_ingress_cidrs")
 def _peer_ingress(v, _):
     cidrs = v["kms_workload_peer_ingress_cidrs"]
-    if not cidrs:
-        return ["kms_workload_peer_ingress_cidrs: at least one CIDR, the PrivateLink side allowed to reach the peer "
-                "port (e.g. the CIDR of the VPC or subnets holding the peer NLB); an empty list would leave the peer "
-                "port closed"]
     return ["kms_workload_peer_ingress_cidrs: an IPv4 or IPv6 CIDR such as 10.0.0.0/16 %s" % got(c)
             for c in cidrs if _cidr(c) is None]
+
+
+@rule("kms_workload", "kms_workload_peer_ingress_cidrs", "kms_workload_peer_ingress_extra_cidrs")
+def _peer_ingress_somewhere(v, _):
+    if not v["kms_workload_peer_ingress_cidrs"] and not v["kms_workload_peer_ingress_extra_cidrs"]:
+        return ["kms_workload_peer_ingress_cidrs: at least one CIDR (here or in kms_workload_peer_ingress_extra_cidrs), "
+                "the PrivateLink side allowed to reach the peer port (e.g. the CIDR of the VPC or subnets holding the "
+                "peer NLB); no CIDR at all would leave the peer port closed"]
+    return []
+
+
+@rule("kms_workload", "kms_workload_peer_ingress_extra_cidrs")
+def _peer_ingress_extra(v, _):
+    problems = []
+    for c in v["kms_workload_peer_ingress_extra_cidrs"]:
+        net = _cidr(c)
+        if net is None:
+            problems.append("kms_workload_peer_ingress_extra_cidrs: an IPv4 or IPv6 CIDR such as 127.0.0.1/32 %s" % got(c))
+        elif net.network.prefixlen == 0:
+            problems.append("kms_workload_peer_ingress_extra_cidrs: %s would open the peer port to every address; "
+                            "name the sources that reach it" % c)
+    return problems
 
 
 # ------------------------------------------------------------------------------ modes

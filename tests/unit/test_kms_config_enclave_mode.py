@@ -121,8 +121,8 @@ def test_backup_vault_without_its_key_is_refused_naming_the_field(tmp_path):
     assert not (out / "threshold.toml").exists()
 
 
-def test_preflight_refuses_a_plaintext_backup_outside_the_sandbox(tmp_path):
-    code, output, _ = render_config(tmp_path, mpc_sandbox=False, mpc_backup_bucket="kms-sandbox-p1-backup",
+def test_preflight_refuses_a_plaintext_backup_in_enclave_mode(tmp_path):
+    code, output, _ = render_config(tmp_path, mpc_enclave=True, mpc_backup_bucket="kms-sandbox-p1-backup",
                                     mpc_backup_keychain="none")
     assert code == 2, output[-3000:]
     assert "mpc_backup_keychain: none is refused with a backup vault (mpc_backup_bucket 'kms-sandbox-p1-backup')" in output

@@ -203,7 +203,8 @@ def test_parties_differ_only_where_they_should(rendered):
 
 
 ENCLAVE_EXTRA = {
-    "mpc_sandbox": False,
+    # a real party: an enclave, and no peer traffic other than the PrivateLink side's
+    "mpc_enclave": True, "kms_workload_peer_ingress_extra_cidrs": [],
     "kms_config_tls_mode": "auto", "kms_workload_tls_mode": "auto",
     "kms_config_kms_key_id": "arn:aws:kms:eu-west-1:100000000001:key/1234abcd-12ab-34cd-56ef-1234567890ab",
     "kms_workload_irsa_role_arn": "arn:aws:iam::100000000001:role/kms-sandbox-p1",
