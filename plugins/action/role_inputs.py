@@ -137,9 +137,11 @@ class ActionModule(ActionBase):
             targets = [(_role_name(args["role"]), str(args.get("entry_point") or "main"), None)]
 
         problems, checked = [], []
+        # the run's extra vars, read once for every entry point
+        extra = load_extra_vars(self._loader) if (context.CLIARGS or {}).get("extra_vars") else {}
         for role, entry, wiring in targets:
             try:
-                found, unknown = self._check_role(role, entry, wiring, task_vars)
+                found, unknown = self._check_role(role, entry, wiring, task_vars, extra)
             except (IOError, OSError, AnsibleError) as err:
                 return dict(result, failed=True, msg="role_inputs: %s: %s" % (role, err))
             # a variable shared by two entry points of a role is one mistake, reported once
@@ -182,7 +184,7 @@ class ActionModule(ActionBase):
         party = (task_vars.get("mpc") or {}).get("party") or {}
         return rules_playbooks.check(name, values, {"check_mode": self._run_check_mode(), "party_name": party.get("name")})
 
-    def _check_role(self, role, entry, wiring, task_vars):
+    def _check_role(self, role, entry, wiring, task_vars, extra):
         role_dir = os.path.join(ROOT, "roles", role)
         specs = _yaml(os.path.join(role_dir, "meta", "argument_specs.yml")).get("argument_specs") or {}
         if entry not in specs:
@@ -201,7 +203,6 @@ class ActionModule(ActionBase):
         if wiring:
             env.update(_trusted(wiring))
         # extra vars (-e, an AWX survey) win over everything, the playbook's vars: included
-        extra = load_extra_vars(self._loader) if (context.CLIARGS or {}).get("extra_vars") else {}
         env.update({k: v for k, v in extra.items() if k in options})
         templar = self._templar.copy_with_new_env(available_variables=env)
         values, unknown = {}, set()
