@@ -5,7 +5,8 @@
     tools/make_sandbox_inventory.py --name sandbox13 --t 4 --out inventories/sandbox13
 
 Every party runs on 127.0.0.1, so ports are derived from the party id and never collide:
-peer 50000+i, client 50100+i, metrics 9646+i. As in a real network, each party has its own AWS
+peer 12000+i, client 12100+i, metrics 9646+i - all below Linux's ephemeral range (32768-60999),
+where an outgoing connection of any process could hold one of them for a moment. As in a real network, each party has its own AWS
 account (`tools/sandbox up` creates its credentials, profile party<i>) and the parties are
 spread over three regions (REGIONS, in turn), so PrivateLink runs across regions. Party 1's
 account is the AWS stand-in's default account (123456789012, where any key moto does not know
@@ -53,8 +54,8 @@ def network_yaml(name, t, aws_port):
             f"      region: {region_of(i)}",
             "      address: 127.0.0.1",
             f"      mpc_identity: party{i}.{name}.kms.local",
-            f"      peer_port: {50000 + i}",
-            f"      client_port: {50100 + i}",
+            f"      peer_port: {12000 + i}",
+            f"      client_port: {12100 + i}",
             f"      metrics_port: {9646 + i}",
             f"      public_bucket: {bucket}",
             f"      public_vault_url: https://127.0.0.1:{aws_port}/{bucket}",

@@ -150,10 +150,19 @@ def test_prss_init_stops_at_the_gate_naming_the_hanging_node(standins, sandbox_i
     msg = result["msg"]
     # Party 2's own node reports the peer it cannot reach: party 4.
     assert "party 2" in msg and "unreachable peers: 4" in msg, msg
-    assert seconds < timeout + 5, "the gate took %.1f s with a %d s timeout" % (seconds, timeout)
+    # The gate's check (port-forward and gRPC call, as the module measures it) is bounded by its
+    # timeout, once: not the task's wall time, which adds the module's start on a machine that may
+    # be loaded (2.2 s idle, 7.9 s in a loaded CI run, for a 1.1 s check).
+    assert result["elapsed"] < timeout + 4, "the gate's check took %.1f s with a %d s timeout" % (
+        result["elapsed"], timeout)
+    assert result.get("attempts", 1) == 1, result.get("attempts")
+    # Party 2's node gave up on party 4 by its own peer deadline and still answered.
+    peers = dict((p["peer_id"], p) for p in result["nodes"][0]["contexts"][0]["peers"])
+    assert peers[4]["reachable"] is False and "DEADLINE_EXCEEDED" in peers[4]["error"], peers[4]
     # Nothing was started: no epoch.
     assert "NewMpcEpoch" not in run.output
-    print("prss_init with a hanging peer: failed in %.1f s (task %.1f s): %s" % (wall, seconds, msg.splitlines()[0]))
+    print("prss_init with a hanging peer: failed in %.1f s (task %.1f s, check %.1f s): %s"
+          % (wall, seconds, result["elapsed"], msg.splitlines()[0]))
 
 
 # ------------------------------------------------------------------------------ AWS faults

@@ -58,7 +58,7 @@ def sandbox(tmp_path_factory):
     env.pop("SANDBOX_AWS_SCHEME", None)
     # inventories/sandbox with the public vault URLs on this test's AWS port (peers read CAs there)
     # and the KMS nodes on this test's ports (29200+i peer, 29300+i client, 29400+i metrics): the
-    # inventory's own (50001+i, 50101+i, 9646+i) belong to a `make sandbox` running on the machine.
+    # inventory's own (12000+i, 12100+i, 9646+i) belong to a `make sandbox` running on the machine.
     inventory = state / "inventory"
     shutil.copytree(INVENTORY, inventory)
     network_yml = inventory / "group_vars" / "all" / "network.yml"

@@ -10,6 +10,7 @@ Ports: 21050-21199 (+150 per pytest-xdist worker).
 """
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -311,6 +312,22 @@ def sandbox_env(tmp_path):
     sandbox(["down"], env)  # never leave processes behind, even when a test fails
 
 
+@pytest.fixture()
+def cli_inventory(tmp_path):
+    """inventories/sandbox with its KMS ports moved into this module's block (BASE + 70 + i, + 80 + i,
+    + 90 + i): ``up`` checks that they are free, and the sandbox's own belong to a `make sandbox`
+    that may run on the machine."""
+    dest = tmp_path / "inventory"
+    shutil.copytree(os.path.join(ROOT, "inventories", "sandbox"), dest)
+    path = dest / "group_vars" / "all" / "network.yml"
+    doc = yaml.safe_load(path.read_text())
+    for party in doc["mpc_network"]["parties"]:
+        i = party["party_id"]
+        party.update(peer_port=BASE + 70 + i, client_port=BASE + 80 + i, metrics_port=BASE + 90 + i)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return str(dest)
+
+
 def alive(pid):
     try:
         os.kill(pid, 0)
@@ -323,9 +340,10 @@ def alive(pid):
         return False
 
 
-def test_cli_up_is_idempotent_status_reports_and_down_stops_everything(sandbox_env, tmp_path, monkeypatch):
+def test_cli_up_is_idempotent_status_reports_and_down_stops_everything(sandbox_env, cli_inventory, tmp_path,
+                                                                       monkeypatch):
     state = tmp_path / "sbx"
-    up = sandbox(["up", "--inventory", "inventories/sandbox"], sandbox_env)
+    up = sandbox(["up", "--inventory", cli_inventory], sandbox_env)
     assert up.returncode == 0, up.stdout + up.stderr
     pids = {s: int((state / "pids" / f"{s}.pid").read_text()) for s in ("aws", "kube")}
     for party in range(1, 5):  # the inventory's mpc_network.n
@@ -352,7 +370,7 @@ def test_cli_up_is_idempotent_status_reports_and_down_stops_everything(sandbox_e
         assert session.region_name == party["region"]
     assert "[party4]" in credentials
 
-    again = sandbox(["up", "--inventory", "inventories/sandbox"], sandbox_env, python=sys.executable)
+    again = sandbox(["up", "--inventory", cli_inventory], sandbox_env, python=sys.executable)
     assert again.returncode == 0
     assert (state / "aws" / "credentials").read_text() == credentials  # keys that still work are kept
     assert f"aws: already running (pid {pids['aws']})" in again.stdout
