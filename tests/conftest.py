@@ -20,8 +20,8 @@ from ansible.utils.collection_loader._collection_finder import _AnsibleCollectio
 _AnsibleCollectionFinder(paths=[os.path.join(ROOT, ".collections")])._install()
 
 if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)  # tests.support.* (stand-ins) importable
+    sys.path.insert(0, ROOT)  # sandbox.* (stand-ins) and tests.support.* importable
 
 # Stand-ins that tools/sandbox starts for a test belong to this pytest process: they stop by
-# themselves once it has ended, however it ended (tests/support/sandbox/owned.py).
+# themselves once it has ended, however it ended (sandbox/owned.py).
 os.environ["SANDBOX_OWNER_PID"] = str(os.getpid())

@@ -17,12 +17,12 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from tests.support.sandbox.kube_process import install_collection_loader  # noqa: E402
+from sandbox.kube_process import install_collection_loader  # noqa: E402
 
 install_collection_loader()
 
-from tests.support.kms_sim.faults import HangingEndpoint  # noqa: E402
-from tests.support.kms_sim.testing import SimNetwork  # noqa: E402
+from sandbox.kms_sim.faults import HangingEndpoint  # noqa: E402
+from sandbox.kms_sim.testing import SimNetwork  # noqa: E402
 
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import kms_grpc as G  # noqa: E402
 

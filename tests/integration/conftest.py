@@ -23,7 +23,7 @@ stopped at the end. The suites share them: run them in one process (no ``-n`` sp
 
 Ownership: the stand-ins belong to the pytest process that started them (``SANDBOX_OWNER_PID``,
 set in tests/conftest.py): if the session ends without its ``down`` (a timeout's SIGTERM, a
-SIGKILL), they stop by themselves within a second (tests/support/sandbox/owned.py). Ports stay
+SIGKILL), they stop by themselves within a second (sandbox/owned.py). Ports stay
 clear of a ``make sandbox`` (4566, 6441+, 12001+, 12101+, 9647+):
 tests/integration/test_sandbox_interrupt.py checks every test module's port constants.
 """

@@ -21,8 +21,8 @@ import botocore.session
 import pytest
 import yaml
 
-from tests.support.kms_sim.faults import HangingEndpoint
-from tests.support.kms_sim.testing import SimNetwork
+from sandbox.kms_sim.faults import HangingEndpoint
+from sandbox.kms_sim.testing import SimNetwork
 
 from .conftest import PROXY_PORTS, ROOT, SIM_PORT_BASE, load_network, run_playbook
 from .standin_proxy import HANG, FaultProxy
@@ -45,7 +45,7 @@ def hanging_network(sandbox_inventory, tmp_path_factory):
     on its client port and on its peer port. Each party reaches only its own node, through a
     port-forward of its own cluster's API (one emulator per party; kubeconfigs where the sandbox
     inventory looks for them, under the returned SANDBOX_DIR)."""
-    from tests.support.kube_emulator import run_emulators
+    from sandbox.kube_emulator import run_emulators
 
     peer_base, client_base = SIM_PORT_BASE, SIM_PORT_BASE + 10
     pod_ports = dict((p["party_id"], p["client_port"]) for p in load_network(sandbox_inventory)["parties"])
@@ -645,7 +645,7 @@ def test_a_hanging_aws_call_is_bounded_by_the_operator_timeout(standins, sandbox
 
 # ------------------------------------------------- the Kubernetes API failing mid-apply
 def kube_faults(standins, party, **arm):
-    """The party's Kubernetes API emulator's fault switch (tests/support/kube_emulator): arm it
+    """The party's Kubernetes API emulator's fault switch (sandbox/kube_emulator): arm it
     with ``fail=N, from_method=..., agent=...``; without arguments, read what it refused."""
     data = json.dumps(arm).encode() if arm else None
     request = urllib.request.Request(standins.kube_url(party) + "/_emulator/faults", data=data,

@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from tests.integration.standins import write_inventory
-from tests.support.sandbox import procs
+from sandbox import procs
 
 ROOT = Path(__file__).resolve().parents[2]
 SANDBOX = [sys.executable, str(ROOT / "tools" / "sandbox")]
@@ -240,7 +240,7 @@ def test_up_with_a_port_taken_fails_at_once_naming_the_port_and_its_holder(tmp_p
 # ------------------------------------------------------------------------ ports of the tests
 def sandbox_default_ports():
     """Every port a `make sandbox` listens on: AWS, Kubernetes APIs and KMS nodes of each sandbox
-    inventory (tools/make_sandbox_inventory.py, tests/support/sandbox/cli.py defaults)."""
+    inventory (tools/make_sandbox_inventory.py, sandbox/cli.py defaults)."""
     ports = {4566}
     for name in ("sandbox", "sandbox13"):
         network = yaml.safe_load((ROOT / "inventories" / name / "group_vars" / "all" / "network.yml").read_text())

@@ -19,7 +19,7 @@ import uuid
 import pytest
 import yaml
 
-from tests.support.kms_sim.faults import self_signed_cert
+from sandbox.kms_sim.faults import self_signed_cert
 
 from .conftest import BIN, ROOT, load_network, run_playbook, base_env
 

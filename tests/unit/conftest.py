@@ -13,7 +13,7 @@ def moto_url(request):
     """
     from moto.server import ThreadedMotoServer
 
-    from tests.support.aws_standin import extend
+    from sandbox.aws_standin import extend
 
     extend(secure=False)  # the same moto as tools/sandbox and Molecule run (plain HTTP here)
 
@@ -28,7 +28,7 @@ def moto_url(request):
 @pytest.fixture(scope="module")
 def sim_aws_env():
     """The dummy AWS environment the KMS node simulators read their vaults with, for one module."""
-    from tests.support.kms_sim.testing import AWS_ENV
+    from sandbox.kms_sim.testing import AWS_ENV
 
     saved = {k: os.environ.get(k) for k in AWS_ENV}
     os.environ.update(AWS_ENV)
@@ -43,7 +43,7 @@ def sim_aws_env():
 @pytest.fixture(scope="module")
 def moto(request, sim_aws_env):
     """A moto process on the module's MOTO_PORT, for the simulator suites."""
-    from tests.support.kms_sim.testing import MotoProcess
+    from sandbox.kms_sim.testing import MotoProcess
 
     server = MotoProcess(request.module.MOTO_PORT).start()
     yield server

@@ -1,5 +1,5 @@
 """eks_cluster_access and eks_addon, run in-process against the AWS stand-in (moto + the EKS
-extension of tests/support/aws_standin_eks.py), and their planning functions directly."""
+extension of sandbox/aws_standin_eks.py), and their planning functions directly."""
 import json
 import os
 

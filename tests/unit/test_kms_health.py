@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from tests.support.kms_sim.faults import HangingEndpoint, NonKmsServer, self_signed_cert
-from tests.support.kms_sim.testing import SimNetwork, port_block, run_playbook, task_results
+from sandbox.kms_sim.faults import HangingEndpoint, NonKmsServer, self_signed_cert
+from sandbox.kms_sim.testing import SimNetwork, port_block, run_playbook, task_results
 
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import kms_grpc as G
 
@@ -364,7 +364,7 @@ POD_PLAYBOOK = """
 @pytest.fixture(scope="module")
 def cluster1(net13, tmp_path_factory):
     """Party 1's cluster: pod kms/kms-core-0 port 50100 is party 1's node, reached from 127.0.1.1."""
-    from tests.support.kube_emulator import run_emulators
+    from sandbox.kube_emulator import run_emulators
 
     with run_emulators(1, base_port=KUBE, controller=False) as kube:
         emulator = kube.emulator(1)

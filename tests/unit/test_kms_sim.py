@@ -1,7 +1,7 @@
 """The KMS node simulator itself: configuration rules, real peer reachability, epochs in S3.
 
 Everything runs against real servers: simulated nodes on 127.0.0.1 (this worker's port
-block, see tests/support/kms_sim/testing.py) and a moto server process for S3.
+block, see sandbox/kms_sim/testing.py) and a moto server process for S3.
 """
 import os
 import signal
@@ -12,11 +12,11 @@ import time
 import grpc
 import pytest
 
-from tests.support.kms_sim import network as net
-from tests.support.kms_sim import proto as P
-from tests.support.kms_sim.config import ConfigError
-from tests.support.kms_sim.node import SimNode
-from tests.support.kms_sim.testing import SimNetwork, node_with_keys, port_block, wait_port
+from sandbox.kms_sim import network as net
+from sandbox.kms_sim import proto as P
+from sandbox.kms_sim.config import ConfigError
+from sandbox.kms_sim.node import SimNode
+from sandbox.kms_sim.testing import SimNetwork, node_with_keys, port_block, wait_port
 
 BASE = port_block()
 MOTO_PORT = BASE + 1
@@ -247,7 +247,7 @@ def test_epoch_fails_with_internal_when_the_vault_cannot_be_written(moto):
 
 def test_cli_runs_a_network_from_an_inventory_and_stops_on_sigterm(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    cmd = [sys.executable, "-m", "tests.support.kms_sim", "--network",
+    cmd = [sys.executable, "-m", "sandbox.kms_sim", "--network",
            os.path.join(root, "inventories", "sandbox", "group_vars", "all", "network.yml"),
            "--peer-base", str(CLI_PEER), "--client-base", str(CLI_CLIENT), "--storage", "ram",
            "--write-configs", str(tmp_path)]

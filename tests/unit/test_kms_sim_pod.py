@@ -1,4 +1,4 @@
-"""The sandbox's kubelet for KMS pods (tests/support/sandbox/kms_nodes.py) with the real simulator:
+"""The sandbox's kubelet for KMS pods (sandbox/kms_nodes.py) with the real simulator:
 init containers that run kms-gen-keys, ConfigMap and Secret volumes, crash loops with the cause,
 the record of client-port calls.
 
@@ -14,13 +14,13 @@ import grpc
 import pytest
 import tomli_w
 
-from tests.support.kms_sim import network as net
-from tests.support.kms_sim import proto as P
-from tests.support.kms_sim.faults import self_signed_cert
-from tests.support.kms_sim.keygen import SIGNING_KEY_ID
-from tests.support.kms_sim.testing import keygen_config, port_block
-from tests.support.kube_emulator import run_emulators
-from tests.support.sandbox.kms_nodes import KmsNodeRunner, keygen_config_path
+from sandbox.kms_sim import network as net
+from sandbox.kms_sim import proto as P
+from sandbox.kms_sim.faults import self_signed_cert
+from sandbox.kms_sim.keygen import SIGNING_KEY_ID
+from sandbox.kms_sim.testing import keygen_config, port_block
+from sandbox.kube_emulator import run_emulators
+from sandbox.kms_nodes import KmsNodeRunner, keygen_config_path
 
 BASE = port_block() + 150
 MOTO_PORT = BASE + 1

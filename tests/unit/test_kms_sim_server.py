@@ -14,13 +14,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.support.kms_sim import network as net
-from tests.support.kms_sim import proto as P
-from tests.support.kms_sim.config import ConfigError, SimConfig, check_server_config
-from tests.support.kms_sim.faults import self_signed_cert
-from tests.support.kms_sim.keygen import SIGNING_KEY_ID, KeygenError, check_keygen_config, generate_keys
-from tests.support.kms_sim.node import SimNode, StartRefused
-from tests.support.kms_sim.testing import keygen_config, node_with_keys, port_block
+from sandbox.kms_sim import network as net
+from sandbox.kms_sim import proto as P
+from sandbox.kms_sim.config import ConfigError, SimConfig, check_server_config
+from sandbox.kms_sim.faults import self_signed_cert
+from sandbox.kms_sim.keygen import SIGNING_KEY_ID, KeygenError, check_keygen_config, generate_keys
+from sandbox.kms_sim.node import SimNode, StartRefused
+from sandbox.kms_sim.testing import keygen_config, node_with_keys, port_block
 
 BASE = port_block() + 100
 MOTO_PORT = BASE

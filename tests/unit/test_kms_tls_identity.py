@@ -2,7 +2,7 @@
 
 The certificate rules are checked on what module_utils/tls_identity generates (parsed back with
 cryptography); the module itself runs through ansible-playbook against the Kubernetes emulator
-(tests/support/kube_emulator), and what it stored is read back from the emulator.
+(sandbox/kube_emulator), and what it stored is read back from the emulator.
 """
 import base64
 import datetime
@@ -20,7 +20,7 @@ from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import tls
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # This suite's Kubernetes API emulator: party 1 on 29501 (+ 50 per xdist worker). Its own range,
-# outside the simulator suites' blocks (tests/support/kms_sim/testing.port_block, 22000-22799).
+# outside the simulator suites' blocks (sandbox/kms_sim/testing.port_block, 22000-22799).
 _WORKER = int("".join(ch for ch in os.environ.get("PYTEST_XDIST_WORKER", "gw0") if ch.isdigit()) or 0)
 BASE_PORT = 29500 + 50 * _WORKER
 SECRETS = "v1/secrets"
@@ -90,7 +90,7 @@ PLAYBOOK = """
 
 @pytest.fixture
 def cluster(tmp_path):
-    kube_emulator = pytest.importorskip("tests.support.kube_emulator")
+    kube_emulator = pytest.importorskip("sandbox.kube_emulator")
     with kube_emulator.run_emulators(1, base_port=BASE_PORT, crds=[], controller=False) as kube:
         yield kube.emulator(1), kube.write_kubeconfig(1, tmp_path / "kubeconfig.yaml")
 

@@ -65,7 +65,7 @@ PLAYBOOK = """
 
 @pytest.fixture
 def env(moto_url, tmp_path, request):
-    kube_emulator = pytest.importorskip("tests.support.kube_emulator")
+    kube_emulator = pytest.importorskip("sandbox.kube_emulator")
     bucket = "keystest-%s-private" % request.node.name.split("[")[0][-20:].replace("_", "-").strip("-")
     s3 = boto3.client("s3", endpoint_url=moto_url, region_name=REGION, aws_access_key_id="testing",
                       aws_secret_access_key="testing")

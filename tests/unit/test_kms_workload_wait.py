@@ -48,8 +48,8 @@ PLAYBOOK = """
 
 @pytest.fixture
 def cluster(tmp_path):
-    kube_emulator = pytest.importorskip("tests.support.kube_emulator")
-    kms_nodes = pytest.importorskip("tests.support.sandbox.kms_nodes")
+    kube_emulator = pytest.importorskip("sandbox.kube_emulator")
+    kms_nodes = pytest.importorskip("sandbox.kms_nodes")
     with kube_emulator.run_emulators(
             1, base_port=BASE_PORT, crds=[],
             statefulset_runner=lambda party, emulator: kms_nodes.KmsNodeRunner(retry_seconds=0.5)) as kube:
@@ -59,7 +59,7 @@ def cluster(tmp_path):
 @pytest.fixture
 def bare_cluster(tmp_path):
     """An emulator whose pod statuses only the test writes (no status controller)."""
-    kube_emulator = pytest.importorskip("tests.support.kube_emulator")
+    kube_emulator = pytest.importorskip("sandbox.kube_emulator")
     with kube_emulator.run_emulators(1, base_port=BARE_BASE_PORT, crds=[], controller=False) as kube:
         yield kube.emulator(1), kube.write_kubeconfig(1, tmp_path / "kubeconfig.yaml")
 

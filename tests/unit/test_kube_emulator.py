@@ -23,9 +23,9 @@ import urllib.request
 import pytest
 import yaml
 
-from tests.support.kube_emulator import PodState, run_emulators
-from tests.support.kube_emulator.merge import json_merge_patch, strategic_merge_patch
-from tests.support.kube_emulator.selectors import parse_label_selector
+from sandbox.kube_emulator import PodState, run_emulators
+from sandbox.kube_emulator.merge import json_merge_patch, strategic_merge_patch
+from sandbox.kube_emulator.selectors import parse_label_selector
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)

@@ -29,7 +29,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.kms_sim.testing import SimNetwork
+from sandbox.kms_sim.testing import SimNetwork
 
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import kms_grpc as G
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import kms_proto as P
@@ -304,7 +304,7 @@ def clusters(tmp_path_factory):
     """One Kubernetes API emulator per party; its pod kms/kms-core-0 port 5010<i> (the party's
     client port in the sandbox inventory) is that party's simulated node. Kubeconfigs are
     written where the sandbox inventory looks for them ($SANDBOX_DIR/kubeconfig/party<i>.yaml)."""
-    from tests.support.kube_emulator import run_emulators
+    from sandbox.kube_emulator import run_emulators
 
     folder = tmp_path_factory.mktemp("monitoring-sandbox")
     with run_emulators(4, base_port=KUBE, controller=False) as kube:

@@ -2,7 +2,7 @@
 access denied, expired credentials, a quota, a timeout (module_utils/aws_errors, applied to
 every module's fail_json_aws by aws_retry.client), and a node group EKS reports CREATE_FAILED or
 DEGRADED (eks_managed_nodegroup run in-process against a moto server whose EKS stand-in reports
-that status: tests/support/aws_standin_eks.nodegroup_fault). Ports 19100-19119.
+that status: sandbox/aws_standin_eks.nodegroup_fault). Ports 19100-19119.
 """
 import json
 import os
@@ -132,7 +132,7 @@ def test_health_failure_lists_every_issue():
 
 @pytest.fixture()
 def aws(moto_url, monkeypatch):
-    from tests.support.aws_standin_eks import nodegroup_fault
+    from sandbox.aws_standin_eks import nodegroup_fault
 
     urllib.request.urlopen(urllib.request.Request(moto_url + "/moto-api/reset", method="POST")).read()
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -159,7 +159,7 @@ def run(aws, capsys, **args):
 
 
 def test_create_failed_shows_the_health_issues_and_a_fixed_group_converges(aws, capsys):
-    from tests.support.aws_standin_eks import nodegroup_fault
+    from sandbox.aws_standin_eks import nodegroup_fault
 
     nodegroup_fault("ng", "CREATE_FAILED", ISSUES)
     failed = run(aws, capsys)
@@ -177,7 +177,7 @@ def test_create_failed_shows_the_health_issues_and_a_fixed_group_converges(aws, 
 
 
 def test_degraded_fails_showing_code_and_message(aws, capsys):
-    from tests.support.aws_standin_eks import nodegroup_fault
+    from sandbox.aws_standin_eks import nodegroup_fault
 
     assert run(aws, capsys)["changed"] is True
     nodegroup_fault("ng", "DEGRADED", ISSUES[1:])
@@ -206,7 +206,7 @@ def test_the_timeout_variables_are_checked_before_any_call(key):
 
 # ------------------------------------------------------------------ the Kubernetes API fault switch
 def test_the_kube_emulator_fails_n_requests_from_the_first_create():
-    from tests.support.kube_emulator import run_emulators
+    from sandbox.kube_emulator import run_emulators
 
     def call(url, method="GET", body=None, agent="OpenAPI-Generator/37.0.1/python"):
         request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body else None,

@@ -11,7 +11,7 @@ import time
 import grpc
 import pytest
 
-from tests.support.kms_sim.testing import SimNetwork, port_block, run_playbook, task_results
+from sandbox.kms_sim.testing import SimNetwork, port_block, run_playbook, task_results
 
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import kms_grpc as G
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import kms_proto as P
@@ -411,7 +411,7 @@ def clusters(tmp_path_factory):
     Port-forwards reach the node from 127.0.1.<party>, so each node's record of client-port
     calls shows who dialled it.
     """
-    from tests.support.kube_emulator import run_emulators
+    from sandbox.kube_emulator import run_emulators
 
     folder = tmp_path_factory.mktemp("kubeconfigs")
     with run_emulators(4, base_port=KUBE, controller=False) as kube:
@@ -470,7 +470,7 @@ def run_role(parties, hosts, wait_for, check=False):
     import sys
     import tempfile
 
-    from tests.support.kms_sim.testing import ROOT
+    from sandbox.kms_sim.testing import ROOT
 
     inventory = {"all": {"hosts": {"p%d" % pid: {
         "party_id": pid, "kubeconfig": str(parties.kubeconfigs[pid]),

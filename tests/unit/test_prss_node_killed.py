@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.support.kms_sim.testing import ROOT, SimNetwork
+from sandbox.kms_sim.testing import ROOT, SimNetwork
 from tests.unit.test_prss import ROLE, _seconds, _task, hang_after_start, validate
 
 pytestmark = pytest.mark.usefixtures("sim_aws_env")
@@ -34,7 +34,7 @@ def s3(moto):
 def parties(moto, s3, tmp_path_factory):
     """Four simulated nodes (their vaults in moto), each party's pod kms/kms-core-0 reached
     through a port-forward of its own Kubernetes API emulator."""
-    from tests.support.kube_emulator import run_emulators
+    from sandbox.kube_emulator import run_emulators
 
     sim = SimNetwork(4, PEER, CLIENT, name="killed", storage="s3", s3_endpoint=moto.url,
                      peer_timeout=0.5, poll_interval=0.05)

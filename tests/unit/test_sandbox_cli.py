@@ -26,9 +26,9 @@ import pytest
 import tomli_w
 import yaml
 
-from tests.support.kube_emulator import run_emulators
-from tests.support.sandbox.kms_nodes import KmsNodeRunner
-from tests.support.sandbox.load_balancers import AwsLoadBalancers
+from sandbox.kube_emulator import run_emulators
+from sandbox.kms_nodes import KmsNodeRunner
+from sandbox.load_balancers import AwsLoadBalancers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SANDBOX = os.path.join(ROOT, "tools", "sandbox")
@@ -70,7 +70,7 @@ def configmap(text, name="kms-config"):
 
 # --------------------------------------------------------------------------- controller, fake node
 class FakeNode:
-    """Stands in for tests.support.kms_sim.node.SimNode: records what it was started with."""
+    """Stands in for sandbox.kms_sim.node.SimNode: records what it was started with."""
     instances = []
 
     def __init__(self, config, env):
@@ -179,14 +179,14 @@ def listening(port):
 
 def test_the_real_node_is_reachable_only_once_its_statefulset_is_applied():
     pytest.importorskip("grpc")
-    from tests.support.kms_sim import network as net
+    from sandbox.kms_sim import network as net
 
     network = net.shift_ports(net.make_network(4), peer_base=BASE + 20, client_base=BASE + 30)
     config = net.threshold_config(network, 1, storage="ram")
     client_port = config["service"]["listen_port"]
     assert client_port == BASE + 31
     # The node starts only with its signing key: the pod's init container runs kms-gen-keys.
-    from tests.support.kms_sim.testing import keygen_config
+    from sandbox.kms_sim.testing import keygen_config
 
     sts = statefulset()
     sts["spec"]["template"]["spec"]["initContainers"] = [{

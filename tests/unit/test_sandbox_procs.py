@@ -1,4 +1,4 @@
-"""The sandbox's process records and port checks (tests/support/sandbox/procs.py), and a KMS node
+"""The sandbox's process records and port checks (sandbox/procs.py), and a KMS node
 simulator that cannot bind its port: the pod's status names the port and the process holding it,
 which kms_workload's rollout wait prints with the pod's conditions (roles/kms_workload/tasks/wait.yml).
 
@@ -12,7 +12,7 @@ import sys
 import pytest
 import tomli_w
 
-from tests.support.sandbox import procs
+from sandbox import procs
 from tests.unit.test_sandbox_cli import configmap, statefulset, sts_status, wait_for
 
 BASE = 18950
@@ -67,10 +67,10 @@ def test_owner_watch_calls_back_once_the_owner_has_ended():
 
 def test_a_node_that_cannot_bind_its_port_shows_port_and_holder_in_the_pod_status():
     pytest.importorskip("grpc")
-    from tests.support.kms_sim import network as net
-    from tests.support.kms_sim.testing import keygen_config
-    from tests.support.kube_emulator import run_emulators
-    from tests.support.sandbox.kms_nodes import KmsNodeRunner
+    from sandbox.kms_sim import network as net
+    from sandbox.kms_sim.testing import keygen_config
+    from sandbox.kube_emulator import run_emulators
+    from sandbox.kms_nodes import KmsNodeRunner
 
     network = net.shift_ports(net.make_network(4), peer_base=BASE + 10, client_base=BASE + 20)
     config = net.threshold_config(network, 1, storage="ram")

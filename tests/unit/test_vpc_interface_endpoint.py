@@ -1,5 +1,5 @@
 """vpc_interface_endpoint: the planning logic, and the module run in-process against a real moto
-server with the AWS stand-in's extensions (tests/support/aws_standin.py), as the sandbox runs
+server with the AWS stand-in's extensions (sandbox/aws_standin.py), as the sandbox runs
 it: a provider and a consumer in two accounts (each with its own IAM access key) and in one or
 two regions."""
 import json

@@ -36,7 +36,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tests.support.kube_emulator import FakeLoadBalancers
+from sandbox.kube_emulator import FakeLoadBalancers
 
 LOG = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class NoLoadBalancers:
 
 
 class AwsLoadBalancers:
-    """:class:`~tests.support.kube_emulator.LoadBalancerProvider` backed by elbv2 (moto)."""
+    """:class:`~sandbox.kube_emulator.LoadBalancerProvider` backed by elbv2 (moto)."""
 
     def __init__(self, endpoint_url: str, region: str, cluster_name: str | None = None,
                  profile: str | None = None) -> None:

@@ -1,6 +1,6 @@
 """One simulated KMS node: the real client gRPC surface, a peer port, and PRSS epochs.
 
-    from tests.support.kms_sim.node import SimNode
+    from sandbox.kms_sim.node import SimNode
     node = SimNode(config)          # config = parsed threshold.toml (the server's schema)
     node.start()                    # non-blocking; refuses to start without a signing key
     node.is_serving()               # True once both ports serve

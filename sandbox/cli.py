@@ -57,7 +57,7 @@ from . import procs
 ROOT = Path(__file__).resolve().parents[3]
 SERVICES = ("aws", "kube")
 HOST = "127.0.0.1"
-MODULES = {"aws": "tests.support.aws_standin", "kube": "tests.support.sandbox.kube_process"}
+MODULES = {"aws": "sandbox.aws_standin", "kube": "sandbox.kube_process"}
 
 
 class SandboxError(Exception):
@@ -349,12 +349,12 @@ def ensure_accounts(settings: Settings, accounts: list[tuple[int, str, str]]) ->
 def spawn(settings: Settings, service: str, command: list[str], env: dict,
           owner: dict | None = None) -> subprocess.Popen:
     """Start ``python -m <module> <args>`` (``command``) in a process group of its own, under
-    tests.support.sandbox.owned (it stops when ``owner`` ends), and record it in pids/."""
+    sandbox.owned (it stops when ``owner`` ends), and record it in pids/."""
     settings.logs.mkdir(parents=True, exist_ok=True)
     settings.pids.mkdir(parents=True, exist_ok=True)
     python, flag, module, *args = command
     assert flag == "-m", command
-    wrapped = [python, "-m", "tests.support.sandbox.owned", procs.format_owner(owner) if owner else "-", module, *args]
+    wrapped = [python, "-m", "sandbox.owned", procs.format_owner(owner) if owner else "-", module, *args]
     with open(settings.log_file(service), "ab") as log:
         log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(command)}\n".encode())
         log.flush()
@@ -480,7 +480,7 @@ def _up(args: argparse.Namespace, settings: Settings, started: dict[str, subproc
         if service == "aws":
             if not port_free(settings.aws_port):
                 raise SandboxError(f"aws: {procs.describe_port(settings.aws_port)} (set SANDBOX_AWS_PORT to use another)")
-            command = [sys.executable, "-m", "tests.support.aws_standin", "-H", HOST, "-p", str(settings.aws_port)]
+            command = [sys.executable, "-m", "sandbox.aws_standin", "-H", HOST, "-p", str(settings.aws_port)]
             if settings.aws_scheme == "https":
                 cert, key = ensure_tls(settings)
                 command += ["-c", str(cert), "-k", str(key)]
@@ -492,7 +492,7 @@ def _up(args: argparse.Namespace, settings: Settings, started: dict[str, subproc
             if busy:
                 raise SandboxError("kube: " + "; ".join(procs.describe_port(p) for p in busy)
                                    + " (set SANDBOX_KUBE_BASE_PORT to use others)")
-            command = [sys.executable, "-m", "tests.support.sandbox.kube_process", "--parties", str(parties),
+            command = [sys.executable, "-m", "sandbox.kube_process", "--parties", str(parties),
                        "--base-port", str(settings.kube_base_port), "--state-dir", str(settings.dir),
                        "--aws-endpoint", settings.aws_url, "--regions", ",".join(regions)]
             if profiles:

@@ -1,6 +1,6 @@
 """The AWS stand-in: moto in server mode, extended where it falls short for this project.
 
-    python -m tests.support.aws_standin -H 127.0.0.1 -p 4566 -c server.pem -k server-key.pem
+    python -m sandbox.aws_standin -H 127.0.0.1 -p 4566 -c server.pem -k server-key.pem
 
 moto 5.2 evaluates bucket policies without their Condition blocks (moto/iam/access_control.py:
 "TODO add support for the Resource and Condition parts"), so the vault buckets' TLS-only
@@ -37,7 +37,7 @@ see that way fails with InvalidServiceName, as on AWS; the endpoint keeps and re
 ServiceRegion.
 
 EKS cluster access (access entries, authentication mode), endpoint access, logging, secrets
-encryption and add-ons, which moto 5.2.5 lacks or answers unlike EKS: tests/support/aws_standin_eks.py.
+encryption and add-ons, which moto 5.2.5 lacks or answers unlike EKS: sandbox/aws_standin_eks.py.
 
 Nothing in boto3 or in the clients is patched; the changes live in the server process.
 """
@@ -49,7 +49,7 @@ import sys
 from moto.iam.access_control import IAMPolicy, PermissionResult
 from moto.s3.models import FakeBucket
 
-from tests.support.aws_standin_eks import extend_eks
+from sandbox.aws_standin_eks import extend_eks
 
 INSECURE_ONLY = {"Bool": {"aws:SecureTransport": "false"}}
 

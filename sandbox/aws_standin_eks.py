@@ -1,6 +1,6 @@
 """EKS calls moto 5.2.5 lacks or answers unlike EKS, for cluster access and add-ons.
 
-Applied by :func:`tests.support.aws_standin.extend` (``extend_eks()``). What EKS does and moto
+Applied by :func:`sandbox.aws_standin.extend` (``extend_eks()``). What EKS does and moto
 did not, in this order:
 
 * ``UpdateClusterConfig`` answers ``{"update": ...}`` (moto returned the cluster), accepts one

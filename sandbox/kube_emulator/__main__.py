@@ -1,4 +1,4 @@
-"""Serve emulators in the foreground: ``python -m tests.support.kube_emulator --parties 2``.
+"""Serve emulators in the foreground: ``python -m sandbox.kube_emulator --parties 2``.
 
 ``--port-forward 1:kms/kms-core-0:50100=127.0.0.1:50101`` (repeatable) makes that pod port of
 party 1's emulator reach 127.0.0.1:50101 through ``pods/portforward`` (its namespace is created);
@@ -16,7 +16,7 @@ from .runner import start_emulators
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.support.kube_emulator", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sandbox.kube_emulator", description=__doc__)
     parser.add_argument("--parties", type=int, default=1, help="number of emulators (party i on base+i)")
     parser.add_argument("--base-port", type=int, default=6440)
     parser.add_argument("--host", default="127.0.0.1")

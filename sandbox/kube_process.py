@@ -5,9 +5,9 @@ Started by ``tools/sandbox up`` (one process, its own process group); runs until
 * party i's API server on ``127.0.0.1:<base_port + i>``, every request logged to
   ``<state-dir>/logs/kube-p<i>.requests.log`` (time, party, method, path, status, duration);
 * a status controller per party; StatefulSets run KMS node simulators
-  (:class:`~tests.support.sandbox.kms_nodes.KmsNodeRunner`), Services of type LoadBalancer get
+  (:class:`~sandbox.kms_nodes.KmsNodeRunner`), Services of type LoadBalancer get
   a network load balancer in the AWS stand-in
-  (:class:`~tests.support.sandbox.load_balancers.AwsLoadBalancers`), and the AWS Load Balancer
+  (:class:`~sandbox.load_balancers.AwsLoadBalancers`), and the AWS Load Balancer
   Controller's Deployment exists in kube-system, unless ``--lb-controller absent`` (default from
   ``SANDBOX_LB_CONTROLLER``) models a cluster without the controller: no Deployment, no load
   balancer, Services of type LoadBalancer stay pending;
@@ -25,8 +25,8 @@ import sys
 import threading
 import time
 
-from tests.support.kube_emulator import FakeLoadBalancers, start_emulators
-from tests.support.kube_emulator.workloads import DEPLOYMENTS
+from sandbox.kube_emulator import FakeLoadBalancers, start_emulators
+from sandbox.kube_emulator.workloads import DEPLOYMENTS
 
 from .kms_nodes import KmsNodeRunner
 from .load_balancers import AwsLoadBalancers, NoLoadBalancers, controller_deployment
@@ -42,7 +42,7 @@ def _write_json(path: str, data: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.support.sandbox.kube_process", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m sandbox.kube_process", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parties", type=int, required=True)
     parser.add_argument("--base-port", type=int, default=6440)

@@ -9,12 +9,12 @@ way the kubelet would, as far as the KMS node is concerned:
    node's configuration that point into such a mount (``tls.manual`` cert/key, peers'
    ``tls_cert.path``) are read from there.
 2. Init containers, in order: one that runs ``kms-gen-keys --config-file PATH`` (as its command
-   and args, or inside ``sh -c``) runs the simulator's key generation (tests.support.kms_sim.keygen)
+   and args, or inside ``sh -c``) runs the simulator's key generation (sandbox.kms_sim.keygen)
    with that file, after ``KMS_CORE__*`` overrides from its environment, against the vaults it
    names. A failure shows as ``Init:Error`` and then ``Init:CrashLoopBackOff`` with the cause.
    Other init containers are taken as completed.
 3. The server container (the one with ``--config-file``): its ``threshold.toml`` is parsed with
-   ``tomllib`` and started as ``tests.support.kms_sim.node.SimNode`` with the container's literal
+   ``tomllib`` and started as ``sandbox.kms_sim.node.SimNode`` with the container's literal
    environment. A configuration the server refuses, or a missing signing key, shows as
    ``CrashLoopBackOff`` with the reason, retried every ``retry_seconds``.
 
@@ -46,7 +46,7 @@ import tomllib
 from collections.abc import Callable
 from typing import Any
 
-from tests.support.kube_emulator import KubeEmulator, PodState
+from sandbox.kube_emulator import KubeEmulator, PodState
 
 LOG = logging.getLogger(__name__)
 CONFIGMAPS = "v1/configmaps"
@@ -56,7 +56,7 @@ NodeFactory = Callable[..., Any]
 
 
 def _sim_node_factory(config: dict, env: dict, stores: dict | None = None) -> Any:
-    from tests.support.kms_sim.node import SimNode  # imported lazily: grpc
+    from sandbox.kms_sim.node import SimNode  # imported lazily: grpc
     return SimNode(config, env=env, stores=stores)
 
 
@@ -249,7 +249,7 @@ _BIND = re.compile(r"cannot bind [^\s:]+:(\d+)")
 
 def explain(exc: Exception) -> str:
     """The node's start-up error as the pod's status message; a port it could not bind names the
-    process holding it (tests.support.sandbox.procs.describe_port), which the rollout wait of
+    process holding it (sandbox.procs.describe_port), which the rollout wait of
     kms_workload prints with the pod's conditions."""
     message = f"{type(exc).__name__}: {exc}"
     match = _BIND.search(str(exc))
@@ -263,7 +263,7 @@ def explain(exc: Exception) -> str:
 
 
 class KmsNodeRunner:
-    """:class:`~tests.support.kube_emulator.PodRunner` starting KMS node simulators."""
+    """:class:`~sandbox.kube_emulator.PodRunner` starting KMS node simulators."""
 
     def __init__(self, node_factory: NodeFactory | None = None, retry_seconds: float = 5.0,
                  label: str = "kube") -> None:
@@ -387,22 +387,22 @@ class KmsNodeRunner:
         return self.node_factory(config, env)
 
     def _ram_stores(self, key: tuple[str, str], config: dict, env: dict) -> dict | None:
-        from tests.support.kms_sim.config import apply_env_overrides, vault_of
-        from tests.support.kms_sim.storage import VaultStore
+        from sandbox.kms_sim.config import apply_env_overrides, vault_of
+        from sandbox.kms_sim.storage import VaultStore
 
         config = apply_env_overrides(config, env)
         vaults = {kind: vault_of(config, kind + "_vault") for kind in ("private", "public")}
         if any(v is not None and v.kind != "ram" for v in vaults.values()):
             return None
         if key not in self._ram:
-            from tests.support.kms_sim.config import Vault
+            from sandbox.kms_sim.config import Vault
 
             self._ram[key] = {kind: VaultStore(Vault("ram")) for kind in ("private", "public")}
         return self._ram[key]
 
     def _run_init_containers(self, key: tuple[str, str], pod: _Pod, pod_spec: dict, files: PodFiles) -> None:
-        from tests.support.kms_sim.config import apply_env_overrides
-        from tests.support.kms_sim.keygen import KeygenError, generate_keys
+        from sandbox.kms_sim.config import apply_env_overrides
+        from sandbox.kms_sim.keygen import KeygenError, generate_keys
 
         for container in pod_spec.get("initContainers") or []:
             name = container.get("name")

@@ -1,16 +1,16 @@
 """Run simulated KMS nodes from the command line until SIGTERM / Ctrl-C.
 
     # nodes from real configuration files (one process, several nodes)
-    python -m tests.support.kms_sim --config p1.toml --config p2.toml
+    python -m sandbox.kms_sim --config p1.toml --config p2.toml
 
     # a whole network from an inventory's network definition, ports moved into a range
-    python -m tests.support.kms_sim --network inventories/sandbox/group_vars/all/network.yml \
+    python -m sandbox.kms_sim --network inventories/sandbox/group_vars/all/network.yml \
         --peer-base 22900 --client-base 22910 --s3-endpoint http://127.0.0.1:22920 \
         --write-configs /tmp/sim-configs
 
 A node does not start without its signing key: with --network the simulator's kms-gen-keys
 runs for every node first (its vault buckets must exist); with --config pass --gen-keys for
-the same (or run ``python -m tests.support.kms_sim.keygen --config-file FILE`` beforehand).
+the same (or run ``python -m sandbox.kms_sim.keygen --config-file FILE`` beforehand).
 AWS credentials for the S3 vaults come from the environment (AWS_ACCESS_KEY_ID, ...).
 """
 import argparse
@@ -33,7 +33,7 @@ from .testing import node_with_keys
 
 
 def _parse_args(argv):
-    ap = argparse.ArgumentParser(prog="python -m tests.support.kms_sim", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m sandbox.kms_sim", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--config", action="append", metavar="FILE", help="threshold.toml of one node (repeatable)")

@@ -2,14 +2,14 @@
 
 Public API::
 
-    from tests.support.kube_emulator import run_emulators, KubeEmulator, WorkloadController
+    from sandbox.kube_emulator import run_emulators, KubeEmulator, WorkloadController
 
     with run_emulators(n=2, base_port=21000, crds=["monitoring"]) as kube:
         kube.url(1)                       # http://127.0.0.1:21001 (party i on base_port + i)
         kube.write_kubeconfig(1, "/tmp/p1.yaml")
         kube.emulator(1).list_objects("apps/v1/statefulsets", "kms")
 
-``python -m tests.support.kube_emulator --parties 2 --base-port 21000`` serves in the foreground.
+``python -m sandbox.kube_emulator --parties 2 --base-port 21000`` serves in the foreground.
 See docs/sandbox.md for what differs from a real API server.
 """
 from .crds import CRD_SETS, crd_definition, crd_set

@@ -1,8 +1,8 @@
 """Run a stand-in module that stops when its owner process stops.
 
-    python -m tests.support.sandbox.owned OWNER MODULE [ARGS...]
+    python -m sandbox.owned OWNER MODULE [ARGS...]
 
-``OWNER`` is ``PID:START:BOOT`` (tests.support.sandbox.procs.format_owner) or ``-`` for none.
+``OWNER`` is ``PID:START:BOOT`` (sandbox.procs.format_owner) or ``-`` for none.
 ``tools/sandbox up`` starts every stand-in this way, in a process group of its own. With an
 owner (``SANDBOX_OWNER_PID``: a test session), the stand-in gets SIGTERM as soon as that
 process has ended, however it ended (success, failure, SIGINT, SIGTERM or SIGKILL), and its
@@ -38,7 +38,7 @@ def _owner_gone(owner: dict) -> None:
 
 def main(argv: list[str]) -> None:
     if len(argv) < 2:
-        sys.exit("usage: python -m tests.support.sandbox.owned OWNER MODULE [ARGS...]")
+        sys.exit("usage: python -m sandbox.owned OWNER MODULE [ARGS...]")
     owner = parse_owner(argv[0])
     if owner is not None:
         watch_owner(owner, lambda: _owner_gone(owner))

@@ -45,7 +45,7 @@ def wait_port(port, host="127.0.0.1", timeout=15.0):
 
 
 class MotoProcess(object):
-    """The AWS stand-in (moto server with tests/support/aws_standin.py) in its own process."""
+    """The AWS stand-in (moto server with sandbox/aws_standin.py) in its own process."""
 
     def __init__(self, port):
         self.port = port
@@ -54,8 +54,8 @@ class MotoProcess(object):
 
     def start(self):
         root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-        cmd = [sys.executable, "-m", "tests.support.aws_standin", "-H", "127.0.0.1", "-p", str(self.port)]
-        from tests.support.sandbox.procs import die_with_parent  # it ends with the test process, however that ends
+        cmd = [sys.executable, "-m", "sandbox.aws_standin", "-H", "127.0.0.1", "-p", str(self.port)]
+        from sandbox.procs import die_with_parent  # it ends with the test process, however that ends
 
         self.proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      preexec_fn=die_with_parent())

@@ -15,7 +15,7 @@ from a name; the simulator uses its own fixed value, ``SIGNING_KEY_ID``). An exi
 is never replaced unless ``[keygen] overwrite = true``: missing verification material or CA
 certificate are written again from it, and the run succeeds ("already exist, skipping").
 
-    python -m tests.support.kms_sim.keygen --config-file keygen.toml
+    python -m sandbox.kms_sim.keygen --config-file keygen.toml
 """
 import argparse
 import datetime
@@ -203,7 +203,7 @@ def load(path):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m tests.support.kms_sim.keygen",
+    ap = argparse.ArgumentParser(prog="python -m sandbox.kms_sim.keygen",
                                  description="The simulator's kms-gen-keys.")
     ap.add_argument("--config-file", "-f", required=True)
     args = ap.parse_args(argv)

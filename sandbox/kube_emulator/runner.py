@@ -4,7 +4,7 @@ The emulators' HTTP servers live in one asyncio loop in a background thread; the
 controllers have their own worker threads. Party ``i`` (1-based) listens on ``base_port + i``,
 the same convention as the sandbox (``SANDBOX_KUBE_BASE_PORT``)::
 
-    from tests.support.kube_emulator import run_emulators
+    from sandbox.kube_emulator import run_emulators
 
     with run_emulators(2, base_port=21000, crds=["monitoring"]) as kube:
         kube.url(1)                      # "http://127.0.0.1:21001"
