@@ -43,6 +43,10 @@ export SANDBOX_DIR
 SANDBOX_ENV = set -a && source $(SANDBOX_DIR)/env && set +a
 
 # ---- sandbox: the whole network on local stand-ins --------------------------------------
+# As on a real network: every party deploys; the coordinators (`tools/sandbox publish`) publish the
+# endpoint service names the parties offer, in $(SANDBOX_DIR)/network-overrides.yml; the parties'
+# next run (with -e @ that file) connects to them and initialises PRSS. A re-run with the names
+# already published is one deploy.
 # Interrupted (Ctrl-C, SIGTERM, SIGHUP) at any step, it stops the step and the stand-ins (docs/sandbox.md);
 # finished or failed, the stand-ins stay up for the deploy to be re-run or inspected.
 # A Ctrl-C reaches the step too: when it handles it and exits (ansible-playbook: 99) before this
@@ -57,8 +61,15 @@ sandbox: venv
 	         case $$rc in 0) ;; 99|129|130|131|143) interrupted ;; *) return $$rc ;; esac; }; \
 	step $(BIN)/python tools/sandbox up --inventory $(INVENTORY); \
 	$(SANDBOX_ENV); \
-	step $(BIN)/ansible-playbook playbooks/deploy_party.yml -i $(INVENTORY); \
-	step $(BIN)/ansible-playbook playbooks/check_network.yml -i $(INVENTORY)
+	overlay=$(SANDBOX_DIR)/network-overrides.yml; names=; \
+	if [ -f $$overlay ]; then names="-e @$$overlay"; fi; \
+	step $(BIN)/ansible-playbook playbooks/deploy_party.yml -i $(INVENTORY) $$names; \
+	before=$$(if [ -f $$overlay ]; then cksum < $$overlay; fi); \
+	step $(BIN)/python tools/sandbox publish --inventory $(INVENTORY); \
+	if [ "$$before" != "$$(cksum < $$overlay)" ]; then \
+	  echo "make sandbox: the coordinators published new service names; the parties connect to them"; \
+	  step $(BIN)/ansible-playbook playbooks/deploy_party.yml -i $(INVENTORY) -e @$$overlay; fi; \
+	step $(BIN)/ansible-playbook playbooks/check_network.yml -i $(INVENTORY) -e @$$overlay
 
 sandbox-up: venv
 	$(BIN)/python tools/sandbox up --inventory $(INVENTORY)

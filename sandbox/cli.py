@@ -3,6 +3,7 @@
     tools/sandbox up [--inventory inventories/sandbox] [--only aws,kube] [--parties N] [--crds monitoring]
     tools/sandbox down [--only aws,kube]
     tools/sandbox status
+    tools/sandbox publish [--inventory inventories/sandbox]
 
 Services (127.0.0.1 only):
   aws   moto in server mode on $SANDBOX_AWS_PORT (default 4566); werkzeug logs every request
@@ -34,6 +35,11 @@ fails or is interrupted (SIGINT, SIGTERM, SIGHUP) it stops what it started. With
 once that process has ended, however it ended; without it they run until ``down``, which also
 stops what an interrupted earlier run left behind. Emulator state is in memory: ``down`` then ``up`` starts from empty clusters
 (the AWS stand-in forgets everything as well).
+
+Publish: ``publish`` plays the network coordinators (sandbox/coordinator.py): it asks each party's
+account which endpoint service the party offers and writes the network definition with those
+service names to $SANDBOX_DIR/network-overrides.yml, for the next runs (``-e @<file>``). ``up``
+removes that file when it starts the AWS stand-in afresh (the services it named are gone).
 """
 from __future__ import annotations
 
@@ -52,9 +58,9 @@ from pathlib import Path
 
 import yaml
 
-from . import procs
+from . import coordinator, procs
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("aws", "kube")
 HOST = "127.0.0.1"
 MODULES = {"aws": "sandbox.aws_standin", "kube": "sandbox.kube_process"}
@@ -486,6 +492,11 @@ def _up(args: argparse.Namespace, settings: Settings, started: dict[str, subproc
                 command += ["-c", str(cert), "-k", str(key)]
             # AWS managed policies (AmazonEKSClusterPolicy, ...) exist in every real account.
             env = dict(env, MOTO_IAM_LOAD_MANAGED_POLICIES="true")
+            # a fresh AWS stand-in knows none of the endpoint services the overlay names
+            stale = coordinator.overlay_path(settings.dir)
+            if stale.is_file():
+                stale.unlink()
+                print(f"aws: starts empty; removed {stale} (run `tools/sandbox publish` after the next deploy)")
         else:
             busy = [settings.kube_base_port + i for i in range(1, parties + 1)
                     if not port_free(settings.kube_base_port + i)]
@@ -612,6 +623,36 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if all_up else 3
 
 
+def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
+    """Write the network definition with the service names every party offers (coordinator.py)."""
+    import boto3
+
+    network = read_network(args.inventory)
+    if not running_pid(settings, "aws"):
+        raise SandboxError("publish: the AWS stand-in is not running (`tools/sandbox up` first)")
+    profiles = _read_profiles(settings.credentials_file) if settings.credentials_file.is_file() else {}
+    verify = str(settings.ca_bundle) if settings.aws_scheme == "https" else None
+
+    def client_for(party: dict):
+        keys = profiles.get(f"party{party['party_id']}")
+        if not keys:
+            raise SandboxError(f"publish: no profile party{party['party_id']} in {settings.credentials_file} "
+                               "(`tools/sandbox up --inventory ...` makes one per party)")
+        return boto3.client("ec2", endpoint_url=settings.aws_url, region_name=str(party.get("region") or "eu-west-1"),
+                            verify=verify, aws_access_key_id=keys["aws_access_key_id"],
+                            aws_secret_access_key=keys["aws_secret_access_key"])
+
+    try:
+        names, changed = coordinator.publish(network, client_for, coordinator.overlay_path(settings.dir))
+    except ValueError as exc:
+        raise SandboxError(f"publish: {exc}")
+    for pid, name in sorted(names.items()):
+        print(f"party {pid}: {name or 'no endpoint service yet'}")
+    path = coordinator.overlay_path(settings.dir)
+    print(f"{path}: {'written' if changed else 'unchanged'}")
+    return 0
+
+
 def _only(value: str | None) -> list[str]:
     if not value:
         return list(SERVICES)
@@ -635,10 +676,14 @@ def main(argv: list[str] | None = None) -> int:
     down = sub.add_parser("down", help="stop every process `up` started")
     down.add_argument("--only", default=None, help="comma-separated subset of: aws,kube")
     sub.add_parser("status", help="table of services: service, pid, address, state")
+    publish = sub.add_parser("publish", help="write the network definition with the service names the parties "
+                                             "offer to $SANDBOX_DIR/network-overrides.yml (the coordinators' part)")
+    publish.add_argument("--inventory", default="inventories/sandbox", help="inventory whose network to complete")
     args = parser.parse_args(argv)
     settings = Settings()
     try:
-        return {"up": cmd_up, "down": cmd_down, "status": cmd_status}[args.command](args, settings)
+        return {"up": cmd_up, "down": cmd_down, "status": cmd_status,
+                "publish": cmd_publish}[args.command](args, settings)
     except SandboxError as exc:
         print(f"sandbox: {exc}", file=sys.stderr)
         return 2

@@ -79,8 +79,6 @@ def party_yaml(name):
 # values (see inventories/party1).
 ansible_connection: local
 ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
-# The one switch deploy_party.yml reads: share the providers' service names through the overlay file.
-mpc_sandbox: true
 # What the stand-ins cannot be, set in the roles' own variables: no Nitro hardware (no enclave),
 # an S3 stand-in that enforces bucket policies over plain HTTP (no TLS-only statement), an
 # emulated load balancer controller already running, and load balancers that reach the peer

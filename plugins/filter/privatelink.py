@@ -14,8 +14,8 @@ kept, what is stale and removed, and the security group rules and tags of each p
 ``privatelink_peer_endpoints``: the endpoints created, by peer id, as privatelink_facts carries them.
 ``privatelink_ca_requests`` / ``privatelink_ca_progress``: where each party's CA is read, and the
 bookkeeping of the bounded wait for those not published yet.
-``privatelink_overlay``: the network definition with the service names the provider pass published
-(the sandbox overlay). Documentation: plugins/filter/privatelink_*.yml.
+``privatelink_service_note``: what the operator passes on about the service name this party
+publishes. Documentation: plugins/filter/privatelink_*.yml.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -26,7 +26,6 @@ import json
 import re
 
 from ansible.errors import AnsibleFilterError
-from ansible.module_utils.common.yaml import yaml_load
 
 LOOPBACK_RE = re.compile(r"^(127(\.[0-9]{1,3}){3}|::1|\[::1\]|localhost)$")
 # endpoint states that no longer carry traffic (AWS keeps deleted endpoints listed for a while)
@@ -104,13 +103,14 @@ def privatelink_model(parties, party_id, prefix, overrides=None, expose_client_p
     others = sorted((p for p in parties if _int(p.get("party_id"), None) != me_id),
                     key=lambda p: _int(p.get("party_id")))
     region = _text(me.get("region") or "")
-    peers = []
+    peers, unnamed = [], []
     for party in others:
         pid = _int(party.get("party_id"))
         service = overrides.get(str(party.get("party_id")), overrides.get(str(pid)))
         if service is None:
             service = _text(party.get("privatelink_service_name") or "")
         if not service:
+            unnamed.append(pid)
             continue
         peer_region = _text(party.get("region") or "")
         name_parts = service.split(".")
@@ -132,6 +132,7 @@ def privatelink_model(parties, party_id, prefix, overrides=None, expose_client_p
         "others": others,
         "peers": peers,
         "peer_ids": [str(p["party_id"]) for p in peers],
+        "unnamed_peers": unnamed,
         "region": region,
         "principal_accounts": sorted({_text(p.get("aws_account_id")) for p in others}),
         "supported_regions": sorted({_text(p["region"]) for p in others
@@ -252,27 +253,33 @@ def _selected(labels, selectors):
 
 
 def privatelink_consumer_plan(peers, endpoints=None, groups=None, services=None, node_security_group_id="",
-                              allowed_cidrs=None, tags=None, service_selectors=None):
+                              allowed_cidrs=None, tags=None, service_selectors=None, unnamed=None):
     """What the consumer side keeps, creates and removes (see privatelink_consumer_plan.yml)."""
     peers = _plain(peers or [])
     node_sg = _text(node_security_group_id)
     cidrs = [_text(c) for c in (allowed_cidrs or [])]
     base_tags = dict(_tags(_plain(tags or {})), **{"threshold_kms/component": COMPONENT})
     wanted = {str(p["party_id"]): p["service_name"] for p in peers}
+    # Parties of the network whose service name this copy of the definition does not give: what
+    # exists towards them is neither changed nor removed (only a party that left loses it).
+    waiting = {str(_int(u)) for u in _plain(unnamed or [])} - set(wanted)
 
-    live, stale = [], []
+    live, stale, kept_unnamed = [], [], []
     for ep in _plain(endpoints or []):
         if _text(ep.get("state")).lower() in DEAD_ENDPOINT_STATES:
             continue
         peer = _tags(ep.get("tags")).get("threshold_kms/peer-party-id", "")
         entry = {"vpc_endpoint_id": ep.get("vpc_endpoint_id"), "service_name": ep.get("service_name"), "peer": peer}
-        if peer not in wanted or wanted[peer] != ep.get("service_name"):
+        if peer in waiting:
+            kept_unnamed.append(entry)
+        elif peer not in wanted or wanted[peer] != ep.get("service_name"):
             stale.append(entry)
         else:
             live.append(entry)
     group_names = {p["security_group_name"] for p in peers}
     stale_groups = [{"group_id": g.get("group_id"), "group_name": g.get("group_name")}
-                    for g in _plain(groups or []) if g.get("group_name") not in group_names]
+                    for g in _plain(groups or []) if g.get("group_name") not in group_names
+                    and _tags(g.get("tags")).get("threshold_kms/peer-party-id", "") not in waiting]
     # the labels are checked here, whatever the server's selector returned
     base = [_text(x) for x in (service_selectors or ["%s=%s" % (COMPONENT_LABEL, COMPONENT), PEER_LABEL])]
     if "%s=%s" % (COMPONENT_LABEL, COMPONENT) not in base or PEER_LABEL not in base:
@@ -282,9 +289,9 @@ def privatelink_consumer_plan(peers, endpoints=None, groups=None, services=None,
     for svc in _plain(services or []):
         meta = svc.get("metadata") or {}
         labels = {str(k): _text(v) for k, v in (meta.get("labels") or {}).items()}
-        if _selected(labels, base) and labels[PEER_LABEL] not in wanted:
+        if _selected(labels, base) and labels[PEER_LABEL] not in wanted and labels[PEER_LABEL] not in waiting:
             stale_services.append({"name": meta.get("name"), "peer": labels[PEER_LABEL]})
-    kept_ids = sorted(wanted, key=_int)
+    kept_ids = sorted(set(wanted) | waiting, key=_int)
     selectors = [x for x in base if x != PEER_LABEL] + [
         ("%s notin (%s)" % (PEER_LABEL, ",".join(kept_ids))) if kept_ids else PEER_LABEL]
 
@@ -297,7 +304,9 @@ def privatelink_consumer_plan(peers, endpoints=None, groups=None, services=None,
                             vpc_endpoint_id=kept[0]["vpc_endpoint_id"] if kept else None))
     removed = sorted({_int(e["peer"]) for e in stale} | {_int(s["peer"]) for s in stale_services})
     return {"peers": planned, "stale_endpoints": stale, "stale_groups": stale_groups,
-            "stale_services": stale_services, "stale_service_selectors": selectors, "removed_peers": removed}
+            "stale_services": stale_services, "stale_service_selectors": selectors, "removed_peers": removed,
+            "unnamed_peers": sorted((_int(u) for u in waiting), key=_int),
+            "kept_unnamed_endpoints": kept_unnamed}
 
 
 def privatelink_peer_endpoints(results, namespace, cluster_domain):
@@ -394,7 +403,7 @@ def privatelink_ca_progress(results, found=None, checked=None, settings=None):
             "action": action, "message": message, "expiring": expiring}
 
 
-def privatelink_service_note(facts, listed_name="", by_overlay=False, overlay_path="", check_mode=False):
+def privatelink_service_note(facts, listed_name="", check_mode=False):
     """What the operator must pass on about this party's endpoint service name (see privatelink_service_note.yml)."""
     facts = _plain(facts or {})
     name, party, listed = _text(facts.get("service_name")), facts.get("party_id"), _text(listed_name)
@@ -404,47 +413,10 @@ def privatelink_service_note(facts, listed_name="", by_overlay=False, overlay_pa
     if name == listed:
         return ("Party %s publishes the endpoint service %s, already in the network definition "
                 "(mpc_network.parties[party_id=%s].privatelink_service_name): nothing to send." % (party, name, party))
-    if _bool(by_overlay):
-        return ("Party %s publishes the endpoint service %s; the network overlay (%s) carries it to the other parties "
-                "in this run: nothing to send." % (party, name, _text(overlay_path)))
     return ("ACTION: party %s publishes the endpoint service %s. Send this name to the network coordinators, to be set "
             "as mpc_network.parties[party_id=%s].privatelink_service_name in the network definition%s; the other "
             "parties' next run then connects to it."
             % (party, name, party, " (it now says %s)" % listed if listed else ""))
-
-
-# ---------------------------------------------------------------------------------- overlay --
-
-def privatelink_overlay(network, published=None, previous="", path="overlay.yml"):
-    """The network definition with the published service names (see privatelink_overlay.yml)."""
-    network = _plain(network)
-    problems = []
-    if not isinstance(network, dict) or not isinstance(network.get("parties"), list):
-        problems.append("privatelink_overrides_network must be a network definition with parties (got %s)"
-                        % ("keys %s" % sorted(network) if isinstance(network, dict) else repr(network)))
-    if not re.match(r".*\.ya?ml$", _text(path)):
-        problems.append("privatelink_overrides_path must be a .yml/.yaml path (got %s)" % _text(path))
-    if problems:
-        raise AnsibleFilterError("privatelink_overlay: " + "; ".join(problems))
-    names = {}
-    if previous:
-        try:
-            doc = yaml_load(_text(previous)) or {}
-        except Exception as exc:  # a broken overlay is replaced, but say so
-            raise AnsibleFilterError("privatelink_overlay: the previous overlay does not parse as YAML: %s" % exc)
-        for party in ((doc.get("mpc_network") or {}).get("parties") or []) if isinstance(doc, dict) else []:
-            if isinstance(party, dict) and party.get("privatelink_service_name"):
-                names[str(party.get("party_id"))] = _text(party["privatelink_service_name"])
-    fresh = {}
-    for facts in _plain(published or []):
-        if isinstance(facts, dict) and facts.get("service_name"):
-            fresh[str(facts.get("party_id"))] = _text(facts["service_name"])
-    names.update(fresh)
-    parties = []
-    for party in network["parties"]:
-        key = str(party.get("party_id"))
-        parties.append(dict(party, privatelink_service_name=names.get(key, party.get("privatelink_service_name") or "")))
-    return {"network": dict(network, parties=parties), "published": sorted(fresh, key=lambda k: _int(k))}
 
 
 class FilterModule(object):
@@ -458,5 +430,4 @@ class FilterModule(object):
             "privatelink_ca_requests": privatelink_ca_requests,
             "privatelink_ca_progress": privatelink_ca_progress,
             "privatelink_service_note": privatelink_service_note,
-            "privatelink_overlay": privatelink_overlay,
         }

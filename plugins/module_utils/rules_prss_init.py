@@ -73,6 +73,15 @@ def _request_ids(v, _):
             for name in ("prss_init_context_id", "prss_init_epoch_id") if not REQUEST_ID_RE.match(v[name])]
 
 
+@rule(R, "prss_init_unconnected_peers", "prss_init_party_id", "prss_init_parties")
+def _unconnected(v, _):
+    me, n = v["prss_init_party_id"], v["prss_init_parties"]
+    bad = [p for p in v["prss_init_unconnected_peers"] if p == me or not 1 <= p <= n]
+    if bad:
+        return ["prss_init_unconnected_peers: ids of other parties, 1 to %d without this party's %d %s" % (n, me, got(bad))]
+    return []
+
+
 def _positive(name):
     """A rule of its own per duration, so one refused by the spec does not hide another."""
     @rule(R, name)

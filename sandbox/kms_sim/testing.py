@@ -21,7 +21,7 @@ from .keygen import generate_keys
 from .node import SimNode
 from .storage import VaultStore
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}
 
@@ -53,7 +53,7 @@ class MotoProcess(object):
         self.url = "http://127.0.0.1:%d" % port
 
     def start(self):
-        root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+        root = ROOT
         cmd = [sys.executable, "-m", "sandbox.aws_standin", "-H", "127.0.0.1", "-p", str(self.port)]
         from sandbox.procs import die_with_parent  # it ends with the test process, however that ends
 

@@ -116,6 +116,12 @@ class Sandbox:
         proc = subprocess.run(cmd, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout)
         return proc.returncode, proc.stdout + proc.stderr, time.monotonic() - start
 
+    def publish(self):
+        """The coordinators' part (`tools/sandbox publish`): the network definition with the service
+        names the parties offer; returns the ``-e @<file>`` arguments that load it."""
+        self._tool(["publish", "--inventory", str(self.inventory)], self.env)
+        return ["-e", "@%s" % (self.dir / "sandbox" / "network-overrides.yml")]
+
     def deploy(self, *args):
         """Deploy party1 alone (--limit party1; PRSS needs every party, so it is skipped)."""
         rc, out, _ = self.playbook("playbooks/deploy_party.yml", "--limit", "party1", "--skip-tags", "prss_init", *args)

@@ -6,7 +6,8 @@ bounded, visible time for every peer's CA, then configures and starts the node.
 
 Party 1 deployed alone first publishes its CA, waits the (short, set here) time, and stops
 naming the parties it waits for, without starting its node; the other parties then deploy
-(they find party 1's CA); party 1's re-run converges and every party is Optimal.
+(they find party 1's CA); the coordinators publish the service names (`tools/sandbox publish`);
+party 1's re-run with them converges and every party is Optimal.
 
 The other first start, all four parties deploying at the same time from nothing, is
 test_all_parties_at_once in test_sandbox_e2e.py: inventories/sandbox has TLS on, so the
@@ -92,8 +93,8 @@ def sandbox_kube_get(sandbox, party, path):
         return json.loads(resp.read().decode()).get("items", [])
 
 
-def assert_network_optimal(sandbox):
-    rc, out, _ = sandbox.playbook("playbooks/check_network.yml")
+def assert_network_optimal(sandbox, names):
+    rc, out, _ = sandbox.playbook("playbooks/check_network.yml", *names)
     assert rc == 0, out[-4000:]
     for party in range(1, 5):
         assert re.search(r"party%d\s.*\sOptimal\s" % party, out), out[-3000:]
@@ -141,10 +142,13 @@ def test_one_party_first(sandbox):
     assert rc == 0, out[-8000:]
     assert "is waiting for the CA certificates" not in flat(out)
 
-    # (3) party 1's re-run converges (with everybody's PRSS initialisation)
-    rc, out, _ = deploy(sandbox)
+    # (3) the coordinators publish every party's service name; party 1's re-run converges, with
+    # everybody's PRSS initialisation
+    names = sandbox.publish()
+    rc, out, _ = deploy(sandbox, *names)
     assert rc == 0, out[-8000:]
     assert sorted(recap(out)) == list(PARTIES)
+    assert "WAITING" not in out and "has no endpoint service name" not in out, out[-8000:]
     assert published_identity(sandbox, 1)[0] == own_pem  # published once, never replaced
     assert_configured_with_published_cas(sandbox)
-    assert_network_optimal(sandbox)
+    assert_network_optimal(sandbox, names)

@@ -5,8 +5,12 @@
    AWX runs a job template (project, inventory, env/envvars). inventories/sandbox has TLS on
    (tls_mode manual), so this is also the first start of a network whose parties all deploy at
    the same time (test_all_parties_at_once): every party publishes its CA before anyone looks,
-   nobody waits, and each node trusts exactly its peers' published certificates.
-3. A second deploy with ansible-playbook: every party reports changed=0.
+   nobody waits, and each node trusts exactly its peers' published certificates. As on a real
+   network, the inventory has no endpoint service names yet: each party offers its own, names the
+   peers it cannot connect to yet and leaves PRSS waiting (the run succeeds).
+   Then the coordinators (`tools/sandbox publish`) publish the names the parties offer, and the
+   parties' next run (-e @network-overrides.yml) connects to every peer and initialises PRSS.
+3. One more deploy with the names: every party reports changed=0.
 4. check_network.yml: the per-party table (each line from that party's own node), every party
    Optimal, PRSS present in each vault. Every client-port call any node received came from its
    own party's cluster (the port-forward's source address 127.0.1.<party>): no controller
@@ -109,13 +113,19 @@ def deployed(sandbox, tmp_path_factory):
                                 quiet=True, timeout=1800,
                                 envvars={"PATH": env["PATH"]})
     first = {"status": result.status, "rc": result.rc, "stats": result.stats, "stdout": result.stdout.read()}
-    # --- 3. second deploy ------------------------------------------------------------------
-    again = subprocess.run([os.path.join(BIN, "ansible-playbook"), "playbooks/deploy_party.yml", "-i", inventory],
-                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    # --- the coordinators publish the service names; the parties connect -------------------
+    publish = subprocess.run([sys.executable, "tools/sandbox", "publish", "--inventory", inventory],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    names = ["-e", "@%s" % (state / "network-overrides.yml")]
+    connect = subprocess.run([os.path.join(BIN, "ansible-playbook"), "playbooks/deploy_party.yml", "-i", inventory]
+                             + names, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    # --- 3. one more deploy -------------------------------------------------------------------
+    again = subprocess.run([os.path.join(BIN, "ansible-playbook"), "playbooks/deploy_party.yml", "-i", inventory]
+                           + names, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     # --- 4. check_network.yml ---------------------------------------------------------------
-    check = subprocess.run([os.path.join(BIN, "ansible-playbook"), "playbooks/check_network.yml", "-i", inventory],
-                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    return {"first": first, "again": again, "check": check}
+    check = subprocess.run([os.path.join(BIN, "ansible-playbook"), "playbooks/check_network.yml", "-i", inventory]
+                           + names, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return {"first": first, "publish": publish, "connect": connect, "again": again, "check": check}
 
 
 def assert_first_deploy_and_rerun(deployed):
@@ -125,7 +135,24 @@ def assert_first_deploy_and_rerun(deployed):
     assert sorted(stats["ok"]) == ["party1", "party2", "party3", "party4"]
     assert not stats["failures"] and not stats["dark"], stats
     assert all(stats["changed"].get(h, 0) > 0 for h in stats["ok"]), "the first deploy created nothing?"
-    # the second deploy: nothing to change
+    # no service names in the definition yet: each party says whom it waits for, and starts no epoch
+    text = " ".join(first["stdout"].split())
+    for party in range(1, 5):
+        others = ", ".join("party %d" % p for p in range(1, 5) if p != party)
+        assert "Party %d has no endpoint service name for %s in the network definition" % (party, others) in text, \
+            text[-6000:]
+        assert "WAITING: PRSS is not started on party %d (" % party in text, text[-6000:]
+    assert "NewMpcEpoch" not in text
+    # the coordinators found the service every party offers, in the party's own region
+    publish = deployed["publish"]
+    assert publish.returncode == 0, publish.stdout + publish.stderr
+    offered = dict(re.findall(r"^party (\d): (\S+)$", publish.stdout, re.M))
+    assert sorted(offered) == ["1", "2", "3", "4"], publish.stdout
+    assert all(name.startswith("com.amazonaws.vpce.") for name in offered.values()), publish.stdout
+    connect = deployed["connect"]
+    assert connect.returncode == 0, connect.stdout[-6000:] + connect.stderr[-2000:]
+    assert "WAITING" not in connect.stdout and "has no endpoint service name" not in connect.stdout
+    # the next deploy: nothing to change
     assert again.returncode == 0, again.stdout[-6000:] + again.stderr[-2000:]
     rows = recap(again.stdout)
     assert sorted(rows) == ["party1", "party2", "party3", "party4"], again.stdout[-2000:]

@@ -1,8 +1,7 @@
 """The privatelink role's decisions (plugins/filter/privatelink.py) on plain data: peers and
 principals from a network definition, the consumer plan from what AWS and Kubernetes hold, the
-NLB among the account's load balancers, the CA wait bookkeeping and the sandbox overlay."""
+NLB among the account's load balancers, the CA wait bookkeeping and the service name note."""
 import pytest
-import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.threshold_kms.mpc_party.plugins.filter.privatelink import (
@@ -13,7 +12,6 @@ from ansible_collections.threshold_kms.mpc_party.plugins.filter.privatelink impo
     privatelink_input_errors,
     privatelink_model,
     privatelink_nlb,
-    privatelink_overlay,
     privatelink_peer_endpoints,
     privatelink_service_note,
 )
@@ -25,7 +23,7 @@ PREFIX = "kms-net-p1"
 def test_the_filters_are_exported():
     assert set(FilterModule().filters()) == {
         "privatelink_model", "privatelink_input_errors", "privatelink_nlb", "privatelink_consumer_plan",
-        "privatelink_peer_endpoints", "privatelink_ca_requests", "privatelink_ca_progress", "privatelink_overlay",
+        "privatelink_peer_endpoints", "privatelink_ca_requests", "privatelink_ca_progress",
         "privatelink_service_note"}
 
 
@@ -39,6 +37,7 @@ def test_several_peers_only_those_with_a_service_name_and_a_cross_region_peer():
                    "service_name": svc("us-east-1", 2), "security_group_name": "kms-net-p1-to-p2",
                    "kubernetes_service": "party2-external"}
     assert model["peer_ids"] == ["2", "3"]
+    assert model["unnamed_peers"] == [4]
     # every other party may connect, service name or not; regions besides this party's own
     assert model["principal_accounts"] == ["100000000002", "100000000003", "100000000004"]
     assert model["supported_regions"] == ["eu-central-1", "us-east-1"]
@@ -197,6 +196,38 @@ def test_a_peer_that_publishes_another_service_gets_a_new_endpoint():
     assert plan["removed_peers"] == [2]
 
 
+def test_a_party_of_the_network_without_a_service_name_keeps_what_exists_towards_it():
+    """A copy of the network definition that lacks a member's name (before the coordinators publish
+    it, or an older copy) must not cut this party's connection to it: only a party that left, or a
+    service a peer no longer publishes, loses its endpoint, group and Service."""
+    model = privatelink_model(network(), 1, PREFIX)   # 2 and 3 named, 4 without a name
+    plan = privatelink_consumer_plan(
+        model["peers"],
+        endpoints=[endpoint("vpce-2", 2, svc("us-east-1", 2)), endpoint("vpce-4", 4, svc("eu-central-1", 4)),
+                   endpoint("vpce-5", 5, svc("eu-west-1", 5))],
+        groups=[{"group_id": "sg-4", "group_name": "kms-net-p1-to-p4",
+                 "tags": {"threshold_kms/peer-party-id": "4"}},
+                {"group_id": "sg-5", "group_name": "kms-net-p1-to-p5",
+                 "tags": {"threshold_kms/peer-party-id": "5"}}],
+        services=[service("party4-external", 4), service("party5-external", 5)],
+        service_selectors=SELECTORS, unnamed=model["unnamed_peers"])
+    assert [e["vpc_endpoint_id"] for e in plan["stale_endpoints"]] == ["vpce-5"]
+    assert plan["kept_unnamed_endpoints"] == [{"vpc_endpoint_id": "vpce-4", "service_name": svc("eu-central-1", 4),
+                                               "peer": "4"}]
+    assert plan["stale_groups"] == [{"group_id": "sg-5", "group_name": "kms-net-p1-to-p5"}]
+    assert plan["stale_services"] == [{"name": "party5-external", "peer": "5"}]
+    # the one-call delete selects every Service but those of the named and the unnamed members
+    assert plan["stale_service_selectors"][-1] == "threshold-kms.io/peer-party-id notin (2,3,4)"
+    assert plan["removed_peers"] == [5] and plan["unnamed_peers"] == [4]
+    assert [p["party_id"] for p in plan["peers"]] == [2, 3]   # nothing is created or changed towards 4
+    # without the list (teardown, or a caller that does not know the members) party 4's are stale
+    plain = privatelink_consumer_plan(model["peers"], endpoints=[endpoint("vpce-4", 4, svc("eu-central-1", 4))])
+    assert [e["vpc_endpoint_id"] for e in plain["stale_endpoints"]] == ["vpce-4"] and plain["unnamed_peers"] == []
+    # a name given for a member wins over the list: it is a peer, reconciled as such
+    both = privatelink_consumer_plan(model["peers"], endpoints=[endpoint("vpce-2", 2, "old")], unnamed=[2])
+    assert [e["vpc_endpoint_id"] for e in both["stale_endpoints"]] == ["vpce-2"] and both["unnamed_peers"] == []
+
+
 def test_teardown_is_the_plan_without_peers():
     plan = privatelink_consumer_plan([], endpoints=[endpoint("vpce-2", 2, "x")],
                                      groups=[{"group_id": "sg-2", "group_name": "kms-net-p1-to-p2"}],
@@ -267,34 +298,13 @@ def test_a_later_look_keeps_what_was_found_and_warn_or_check_mode_do_not_fail():
     assert check["action"] == "check" and check["message"].startswith("Check mode: no CA certificate published yet")
 
 
-# ----------------------------------------------------------------------------------- overlay --
-
-def test_the_overlay_merges_published_previous_and_defined_names():
-    net = {"network_name": "net", "parties": network()}
-    previous = yaml.safe_dump({"mpc_network": {"parties": [{"party_id": 3, "privatelink_service_name": "prev-3"},
-                                                           {"party_id": 4, "privatelink_service_name": "prev-4"}]}})
-    result = privatelink_overlay(net, [{"party_id": 4, "service_name": "new-4"}, {"party_id": 1, "service_name": ""}, {}],
-                                 previous, "/somewhere/network-overrides.yml")
-    names = {p["party_id"]: p["privatelink_service_name"] for p in result["network"]["parties"]}
-    # fresh beats previous beats the definition; nothing published keeps what was there
-    assert names == {1: "", 2: svc("us-east-1", 2), 3: "prev-3", 4: "new-4"}
-    assert result["published"] == ["4"]
-    assert result["network"]["network_name"] == "net"
-    assert net["parties"][3].get("privatelink_service_name") is None  # the input is not changed
-
-
-def test_the_overlay_refuses_bad_inputs_naming_them():
-    with pytest.raises(AnsibleFilterError, match="privatelink_overrides_network must be a network definition"):
-        privatelink_overlay({"name": "x"}, [], "", "o.yml")
-    with pytest.raises(AnsibleFilterError, match=r"privatelink_overrides_path must be a \.yml/\.yaml path \(got o\.txt\)"):
-        privatelink_overlay({"parties": []}, [], "", "o.txt")
-
+# ------------------------------------------------------------------------------ service note --
 
 def test_the_service_name_note():
     facts = {"party_id": 1, "service_name": svc("eu-west-1", 1)}
     assert privatelink_service_note({"party_id": 1, "service_name": ""}, check_mode=True).startswith(
         "Party 1 has no endpoint service yet (check mode")
     assert "nothing to send" in privatelink_service_note(facts, svc("eu-west-1", 1))
-    assert "the network overlay (o.yml)" in privatelink_service_note(facts, "", True, "o.yml")
+    assert privatelink_service_note(facts, "").startswith("ACTION: party 1 publishes the endpoint service " + svc("eu-west-1", 1))
     action = privatelink_service_note(facts, "old-name")
     assert action.startswith("ACTION: party 1 publishes") and "(it now says old-name)" in action

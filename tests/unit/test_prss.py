@@ -464,7 +464,7 @@ ROLE = """
 """
 
 
-def run_role(parties, hosts, wait_for, check=False):
+def run_role(parties, hosts, wait_for, check=False, extra=None):
     """The role on one host per party in ``hosts`` (in parallel, like the sandbox)."""
     import subprocess
     import sys
@@ -483,7 +483,8 @@ def run_role(parties, hosts, wait_for, check=False):
             handle.write(ROLE)
         cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i",
                os.path.join(folder, "inventory.json"), "-f", "4", os.path.join(folder, "play.yml"),
-               "-e", json.dumps({"s3_url": "http://127.0.0.1:%d" % MOTO_PORT, "wait_for": wait_for})]
+               "-e", json.dumps(dict({"s3_url": "http://127.0.0.1:%d" % MOTO_PORT, "wait_for": wait_for},
+                                     **(extra or {})))]
         if check:
             cmd.append("--check")
         env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json")
@@ -546,6 +547,23 @@ def test_role_check_mode_sends_nothing(parties):
     _, start = _task(data, "Start the epoch on this party's node", "p2")
     assert start["changed"] and start["would_start"] == ["party 2 (kms/kms-core-0:50100)"]
     assert parties.network.node(2).requests == []
+
+
+def test_role_waits_for_the_peers_it_cannot_reach_yet(parties):
+    """A network's first deploy: the peers' service names are not published, so no epoch can
+    complete. The role says whom it waits for and calls nothing on its node; the run succeeds."""
+    rc, data, out = run_role(parties, [2], 30, extra={"prss_init_unconnected_peers": [3, 4]})
+    assert rc == 0, out
+    _, waiting = _task(data, "Report the peers this party cannot reach yet (no epoch started)", "p2")
+    assert " ".join(waiting["msg"].split()).startswith(
+        "WAITING: PRSS is not started on party 2 (kms/kms-core-0:50100): this party cannot reach party 3, "
+        "party 4 yet"), waiting["msg"]
+    _, report = _task(data, "Report the PRSS state of this party", "p2")
+    assert report["msg"] == ("party 2: PRSS epoch 0800...0001 not initialised yet: waiting for the service "
+                             "names of parties 3, 4"), report
+    with pytest.raises(KeyError):
+        _task(data, "Check the health of this party's node and of its view of every peer", "p2")
+    assert parties.network.node(2).requests == [] and parties.network.node(2).calls() == []
 
 
 def test_role_gate_names_the_peer_its_node_cannot_reach(parties):

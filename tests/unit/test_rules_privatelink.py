@@ -26,7 +26,7 @@ VALID = {
     "privatelink_expose_client_port": False, "privatelink_acceptance_required": False, "privatelink_tags": {},
     "privatelink_ca_pem": "", "privatelink_ca_overwrite": False, "privatelink_public_bucket": "kms-net-p1-public",
     "privatelink_public_prefix": "PUB-p1", "privatelink_ca_object_name": "tls.crt", "privatelink_ca_warn_days": 30,
-    "privatelink_ca_validate_certs": True, "privatelink_ca_bundle": "", "privatelink_service_name_by_overlay": False,
+    "privatelink_ca_validate_certs": True, "privatelink_ca_bundle": "",
     "privatelink_ca_missing": "fail", "privatelink_ca_wait_timeout": 600, "privatelink_ca_wait_delay": 20,
     "privatelink_endpoint_wait": False, "privatelink_kubeconfig": "/tmp/kubeconfig", "privatelink_kube_api_server": "",
     "privatelink_cluster_domain": "cluster.local", "privatelink_address_check": True,

@@ -29,6 +29,7 @@ VALID = {
     "prss_init_poll_interval": 2,
     "prss_init_progress_interval": 30,
     "prss_init_cross_check": True,
+    "prss_init_unconnected_peers": [],
 }
 
 
@@ -41,7 +42,9 @@ def check(**change):
 @pytest.mark.parametrize("change", [{}, {"prss_init_parties": 7, "prss_init_party_id": 7},
                                     {"prss_init_parties": 13, "prss_init_party_id": 10},
                                     {"prss_init_timeout": "1200", "prss_init_poll_interval": 0.5},
-                                    {"prss_init_min_health": "Healthy"}])
+                                    {"prss_init_min_health": "Healthy"},
+                                    {"prss_init_unconnected_peers": [2, 4]},
+                                    {"prss_init_unconnected_peers": ["3"]}])
 def test_good_inputs_pass(change):
     assert check(**change) == []
 
@@ -68,6 +71,9 @@ def test_good_inputs_pass(change):
     ({"prss_init_context_id": "0x" + "a" * 64}, "prss_init_context_id", "64 lower-case hex characters"),
     ({"prss_init_epoch_id": "A" * 64}, "prss_init_epoch_id", "64 lower-case hex characters"),
     ({"prss_init_min_health": "Degraded"}, "prss_init_min_health", "must be one of: Optimal, Healthy"),
+    ({"prss_init_unconnected_peers": [1]}, "prss_init_unconnected_peers", "without this party's 1 (got [1]"),
+    ({"prss_init_unconnected_peers": [2, 5, 0]}, "prss_init_unconnected_peers", "1 to 4 without this party's 1 (got [5, 0]"),
+    ({"prss_init_unconnected_peers": ["two"]}, "prss_init_unconnected_peers", "int"),
 ])
 def test_each_mistake_names_its_variable(change, variable, words):
     problems = check(**change)
