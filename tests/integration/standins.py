@@ -57,13 +57,26 @@ def write_inventory(out: Path, port_base: int, name: str = NETWORK, t: int = 1, 
     return out
 
 
+def move_ports(inventory: Path, peer_base: int, client_base: int, metrics_base: int) -> None:
+    """Party i of the inventory's network listens on peer_base+i, client_base+i, metrics_base+i."""
+    path = Path(inventory) / "group_vars" / "all" / "network.yml"
+    doc = yaml.safe_load(path.read_text())
+    for party in doc["mpc_network"]["parties"]:
+        i = party["party_id"]
+        party.update(peer_port=peer_base + i, client_port=client_base + i, metrics_port=metrics_base + i)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
 class Sandbox:
     def __init__(self, directory, port_base: int = 27000):
         self.dir = Path(directory)
         self.port_base = port_base
         self.inventory = self.dir / "inventory"
         self.env = dict(os.environ)
-        for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_CA_BUNDLE"):
+        # the inventory signs as each party (mpc_aws_profile): no key of the test process's own
+        # environment may ride along (amazon.aws refuses a profile next to access keys)
+        for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_CA_BUNDLE",
+                    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             self.env.pop(var, None)
         self.env.update({
             "SANDBOX_DIR": str(self.dir / "sandbox"),

@@ -6,8 +6,9 @@ bounded, visible time for every peer's CA, then configures and starts the node.
 
 Party 1 deployed alone first publishes its CA, waits the (short, set here) time, and stops
 naming the parties it waits for, without starting its node; the other parties then deploy
-(they find party 1's CA); the coordinators publish the service names (`tools/sandbox publish`);
-party 1's re-run with them converges and every party is Optimal.
+(they find party 1's CA); party 1's re-run starts its node and offers its endpoint service, and
+PRSS waits for the service names; the coordinators publish them (`tools/sandbox publish`) and the
+run of every party with them converges: every party is Optimal.
 
 The other first start, all four parties deploying at the same time from nothing, is
 test_all_parties_at_once in test_sandbox_e2e.py: inventories/sandbox has TLS on, so the
@@ -142,8 +143,17 @@ def test_one_party_first(sandbox):
     assert rc == 0, out[-8000:]
     assert "is waiting for the CA certificates" not in flat(out)
 
-    # (3) the coordinators publish every party's service name; party 1's re-run converges, with
-    # everybody's PRSS initialisation
+    # (3) party 1's re-run finds every CA: its node starts and it offers its endpoint service; no
+    # peer has a service name in the definition yet, so it names them and PRSS waits (no failure)
+    rc, out, _ = deploy(sandbox, "--limit", "party1")
+    assert rc == 0, out[-8000:]
+    text = flat(out)
+    assert "Party 1 has no endpoint service name for party 2, party 3, party 4" in text, text[-6000:]
+    assert "WAITING: PRSS is not started on party 1" in text, text[-6000:]
+    assert statefulsets(sandbox, 1) != []
+
+    # (4) the coordinators publish every party's service name; the run of every party with them
+    # converges, with everybody's PRSS initialisation
     names = sandbox.publish()
     rc, out, _ = deploy(sandbox, *names)
     assert rc == 0, out[-8000:]

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.standins import write_inventory
+from tests.integration.standins import move_ports, write_inventory
 from sandbox import procs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -158,12 +158,7 @@ def test_make_sandbox_interrupted_stops_its_step_and_the_stand_ins(tmp_path, cle
     to the whole foreground process group) while the deploy playbook runs."""
     state = tmp_path / "sbx"
     inventory = write_inventory(tmp_path / "inventory", MAKE_BASE)
-    network_yml = inventory / "group_vars" / "all" / "network.yml"
-    doc = yaml.safe_load(network_yml.read_text())
-    for party in doc["mpc_network"]["parties"]:
-        i = party["party_id"]
-        party.update(peer_port=MAKE_BASE + 50 + i, client_port=MAKE_BASE + 60 + i, metrics_port=MAKE_BASE + 70 + i)
-    network_yml.write_text(yaml.safe_dump(doc, sort_keys=False))
+    move_ports(inventory, MAKE_BASE + 50, MAKE_BASE + 60, MAKE_BASE + 70)
     env = sandbox_env(state, MAKE_BASE, MAKE_BASE + 100)
     env.pop("SANDBOX_OWNER_PID", None)  # the Makefile's trap alone must stop them
     env.pop("MAKEFLAGS", None)

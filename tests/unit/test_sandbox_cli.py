@@ -212,13 +212,15 @@ def test_the_real_node_is_reachable_only_once_its_statefulset_is_applied():
 
 # --------------------------------------------------------------------------- load balancers in moto
 @pytest.fixture()
-def moto_server():
+def moto_server(monkeypatch):
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=BASE + 40)
     server.start()
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    # for this test only: a key left in the worker's environment would reach later playbooks
+    # next to their inventory's profile, which amazon.aws refuses
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", os.environ.get("AWS_ACCESS_KEY_ID", "testing"))
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"))
     try:
         yield f"http://127.0.0.1:{BASE + 40}"
     finally:
@@ -317,14 +319,11 @@ def cli_inventory(tmp_path):
     """inventories/sandbox with its KMS ports moved into this module's block (BASE + 70 + i, + 80 + i,
     + 90 + i): ``up`` checks that they are free, and the sandbox's own belong to a `make sandbox`
     that may run on the machine."""
+    from tests.integration.standins import move_ports
+
     dest = tmp_path / "inventory"
     shutil.copytree(os.path.join(ROOT, "inventories", "sandbox"), dest)
-    path = dest / "group_vars" / "all" / "network.yml"
-    doc = yaml.safe_load(path.read_text())
-    for party in doc["mpc_network"]["parties"]:
-        i = party["party_id"]
-        party.update(peer_port=BASE + 70 + i, client_port=BASE + 80 + i, metrics_port=BASE + 90 + i)
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    move_ports(dest, BASE + 70, BASE + 80, BASE + 90)
     return str(dest)
 
 
