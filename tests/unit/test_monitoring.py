@@ -301,12 +301,14 @@ def check_network(sandbox_dir, metrics_file, extra=()):
 
 @pytest.fixture(scope="module")
 def clusters(tmp_path_factory):
-    """One Kubernetes API emulator per party; its pod kms/kms-core-0 port 5010<i> (the party's
-    client port in the sandbox inventory) is that party's simulated node. Kubeconfigs are
+    """One Kubernetes API emulator per party; its pod kms/kms-core-0 at the party's client port in
+    the sandbox inventory is that party's simulated node. Kubeconfigs are
     written where the sandbox inventory looks for them ($SANDBOX_DIR/kubeconfig/party<i>.yaml)."""
     from sandbox.kube_emulator import run_emulators
 
     folder = tmp_path_factory.mktemp("monitoring-sandbox")
+    with open(os.path.join(ROOT, "inventories", "sandbox", "group_vars", "all", "network.yml")) as handle:
+        client_ports = dict((p["party_id"], p["client_port"]) for p in yaml.safe_load(handle)["mpc_network"]["parties"])
     with run_emulators(4, base_port=KUBE, controller=False) as kube:
         kube.network = None
         kube.dir = folder
@@ -317,7 +319,7 @@ def clusters(tmp_path_factory):
             def target(namespace, pod, port, pid=pid):
                 if (namespace, pod) != ("kms", "kms-core-0"):
                     raise KeyError('pods "%s" not found' % pod)
-                if kube.network is None or pid not in kube.network.nodes or port != 50100 + pid:
+                if kube.network is None or pid not in kube.network.nodes or port != client_ports[pid]:
                     raise LookupError("connect: connection refused")
                 return "127.0.0.1", CLIENT + pid
 
