@@ -486,7 +486,7 @@ def _up(args: argparse.Namespace, settings: Settings, started: dict[str, subproc
         if service == "aws":
             if not port_free(settings.aws_port):
                 raise SandboxError(f"aws: {procs.describe_port(settings.aws_port)} (set SANDBOX_AWS_PORT to use another)")
-            command = [sys.executable, "-m", "sandbox.aws_standin", "-H", HOST, "-p", str(settings.aws_port)]
+            command = [sys.executable, "-m", MODULES["aws"], "-H", HOST, "-p", str(settings.aws_port)]
             if settings.aws_scheme == "https":
                 cert, key = ensure_tls(settings)
                 command += ["-c", str(cert), "-k", str(key)]
@@ -503,7 +503,7 @@ def _up(args: argparse.Namespace, settings: Settings, started: dict[str, subproc
             if busy:
                 raise SandboxError("kube: " + "; ".join(procs.describe_port(p) for p in busy)
                                    + " (set SANDBOX_KUBE_BASE_PORT to use others)")
-            command = [sys.executable, "-m", "sandbox.kube_process", "--parties", str(parties),
+            command = [sys.executable, "-m", MODULES["kube"], "--parties", str(parties),
                        "--base-port", str(settings.kube_base_port), "--state-dir", str(settings.dir),
                        "--aws-endpoint", settings.aws_url, "--regions", ",".join(regions)]
             if profiles:
@@ -642,14 +642,12 @@ def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
                             verify=verify, aws_access_key_id=keys["aws_access_key_id"],
                             aws_secret_access_key=keys["aws_secret_access_key"])
 
+    path = coordinator.overlay_path(settings.dir)
     try:
-        names, changed = coordinator.publish(network, client_for, coordinator.overlay_path(settings.dir))
+        names, changed = coordinator.publish(network, client_for, path)
     except ValueError as exc:
         raise SandboxError(f"publish: {exc}")
-    for pid, name in sorted(names.items()):
-        print(f"party {pid}: {name or 'no endpoint service yet'}")
-    path = coordinator.overlay_path(settings.dir)
-    print(f"{path}: {'written' if changed else 'unchanged'}")
+    print(coordinator.report(names, path, changed))
     return 0
 
 

@@ -76,6 +76,12 @@ def publish(network: dict, client_for, path: Path) -> tuple[dict, bool]:
     return names, old != text
 
 
+def report(names: dict, path: Path, changed: bool) -> str:
+    """What ``publish`` did, one line per party and one for the file (both entry points print it)."""
+    lines = ["party %d: %s" % (pid, name or "no endpoint service yet") for pid, name in sorted(names.items())]
+    return "\n".join(lines + ["%s: %s" % (path, "written" if changed else "unchanged")])
+
+
 def read_network_file(path: Path) -> dict:
     """mpc_network from a YAML file holding it (an inventory's group_vars file or an overlay)."""
     doc = yaml.safe_load(Path(path).read_text()) or {}
@@ -111,9 +117,7 @@ def main(argv=None) -> int:
     except ValueError as exc:
         print("coordinator: %s" % exc, file=sys.stderr)
         return 2
-    for pid, name in sorted(names.items()):
-        print("party %d: %s" % (pid, name or "no endpoint service yet"))
-    print("%s: %s" % (out, "written" if changed else "unchanged"))
+    print(report(names, out, changed))
     return 0
 
 
