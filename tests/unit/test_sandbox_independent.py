@@ -82,3 +82,15 @@ def test_the_sandbox_cli_runs_from_a_tree_without_tests(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "up" in run.stdout and "down" in run.stdout
+
+
+def test_no_role_or_product_playbook_mentions_the_sandbox():
+    """The product knows endpoint overrides, not the sandbox: what differs there comes from the
+    sandbox's inventory and tooling. Role READMEs may name it as an example of where to try a role."""
+    files = [p for folder in ("roles", "playbooks") for p in sorted((ROOT / folder).rglob("*"))
+             if p.is_file() and p.name != "README.md" and "__pycache__" not in p.parts]
+    assert len(files) > 100, "%d files found under roles/ and playbooks/" % len(files)
+    mentions = ["%s:%d: %s" % (p.relative_to(ROOT), n, line.strip())
+                for p in files for n, line in enumerate(p.read_text(errors="replace").splitlines(), 1)
+                if "sandbox" in line.lower()]
+    assert not mentions, "\n".join(mentions)
