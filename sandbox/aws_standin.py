@@ -36,6 +36,9 @@ among its SupportedRegions. CreateVpcEndpoint to a vpce-svc service name the cal
 see that way fails with InvalidServiceName, as on AWS; the endpoint keeps and returns its
 ServiceRegion.
 
+Latency mode (SANDBOX_AWS_LATENCY, seconds per AWS minute): resources that take time on AWS stay
+in their transitional state for a while, sandbox/aws_latency.py.
+
 EKS cluster access (access entries, authentication mode), endpoint access, logging, secrets
 encryption and add-ons, which moto 5.2.5 lacks or answers unlike EKS: sandbox/aws_standin_eks.py.
 
@@ -49,6 +52,7 @@ import sys
 from moto.iam.access_control import IAMPolicy, PermissionResult
 from moto.s3.models import FakeBucket
 
+from sandbox import aws_latency
 from sandbox.aws_standin_eks import extend_eks
 
 INSECURE_ONLY = {"Bool": {"aws:SecureTransport": "false"}}
@@ -222,6 +226,12 @@ def extend(secure):
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     extend(secure="-c" in argv or "--ssl-cert" in argv)
+    try:
+        latency = aws_latency.scale_from_env()
+    except ValueError as exc:
+        sys.exit(f"aws stand-in: {exc}")
+    if latency:
+        aws_latency.install(latency)
     from moto.server import main as moto_main
     moto_main(argv)
 

@@ -12,6 +12,9 @@ Services (127.0.0.1 only):
         (default 6440 + i) and the controllers that start a KMS node simulator when party i's
         StatefulSet is applied; API requests logged to logs/kube-p<i>.requests.log
 
+Latency mode: SANDBOX_AWS_LATENCY=<seconds per AWS minute> keeps the resources that take time on
+AWS in their transitional state for that long (sandbox/aws_latency.py), so waits are measurable.
+
 Accounts: with an inventory, every party gets its own AWS account in the stand-in (the
 network definition's ``aws_account_id``): ``up`` creates an IAM user and access key in each
 account (moto maps a key to the account it was created in) and writes them, one profile
@@ -58,7 +61,7 @@ from pathlib import Path
 
 import yaml
 
-from . import coordinator, procs
+from . import aws_latency, coordinator, procs
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("aws", "kube")
@@ -451,6 +454,13 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
 def _up(args: argparse.Namespace, settings: Settings, started: dict[str, subprocess.Popen]) -> int:
     services = _only(args.only)
+    try:
+        latency = aws_latency.scale_from_env()
+    except ValueError as exc:
+        raise SandboxError(str(exc)) from None
+    if latency and "aws" in services:
+        print(f"aws: latency mode, {latency:g} s per AWS minute (an EKS cluster is CREATING for "
+              f"{aws_latency.delay_of('eks_cluster', latency):g} s); applies to an AWS stand-in started now")
     if args.parties:
         parties, network = args.parties, {}
     else:

@@ -51,6 +51,12 @@ def present_rule(*needs):
     return register
 
 
+@rule("connector_db", "connector_db_wait_poll_interval")
+def _poll_interval(v, _):
+    value = v["connector_db_wait_poll_interval"]
+    return [] if 1 <= value <= 60 else ["connector_db_wait_poll_interval: between 1 and 60 seconds %s" % got(value)]
+
+
 @rule(R, "connector_db_identifier", *ON)
 def _identifier(v, _):
     ident = v["connector_db_identifier"]

@@ -62,6 +62,12 @@ def _eks_wait(v, _):
                                                          % got(v["eks_cluster_wait_timeout"])]
 
 
+@rule("eks_cluster", "eks_cluster_wait_poll_interval")
+def _eks_poll(v, _):
+    value = v["eks_cluster_wait_poll_interval"]
+    return [] if 1 <= value <= 60 else ["eks_cluster_wait_poll_interval: between 1 and 60 seconds %s" % got(value)]
+
+
 @rule("eks_cluster", "eks_cluster_oidc_client_ids")
 def _eks_audiences(v, _):
     if not v["eks_cluster_oidc_client_ids"]:

@@ -62,6 +62,12 @@ def instance_type_errors(name, instance_type):
     return []
 
 
+@rule("nitro_nodegroup", "nitro_nodegroup_wait_poll_interval")
+def _poll_interval(v, _):
+    value = v["nitro_nodegroup_wait_poll_interval"]
+    return [] if 1 <= value <= 60 else ["nitro_nodegroup_wait_poll_interval: between 1 and 60 seconds %s" % got(value)]
+
+
 @rule("nitro_nodegroup", "nitro_nodegroup_cluster_name")
 def _ng_cluster_name(v, _):
     if not CLUSTER_NAME_RE.match(v["nitro_nodegroup_cluster_name"]):

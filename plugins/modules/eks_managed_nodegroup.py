@@ -142,7 +142,10 @@ options:
     type: bool
     default: true
   wait:
-    description: Wait for the node group to be C(ACTIVE) (or gone) after each change.
+    description:
+      - Wait for the node group to be C(ACTIVE) (or gone) after the last change. Between two changes it
+        always waits, as EKS takes one update at a time.
+      - With V(false), M(threshold_kms.mpc_party.resource_ready) can wait for the final state, reporting progress.
     type: bool
     default: true
   wait_timeout:
@@ -217,8 +220,10 @@ def describe(module, eks):
         module.fail_json_aws(e, msg="Could not describe node group %s" % module.params["name"])
 
 
-def wait_for(module, eks, waiter_name):
-    if not module.params["wait"]:
+def wait_for(module, eks, waiter_name, between_changes=False):
+    """Wait for the node group's state. EKS takes one update at a time, so a wait before a further
+    change happens even with wait=false; only the wait for the final state follows O(wait)."""
+    if not module.params["wait"] and not between_changes:
         return
     waiter = eks.get_waiter(waiter_name)
     attempts = 1 + int(module.params["wait_timeout"] / waiter.config.delay)
@@ -282,10 +287,10 @@ def ensure_present(module, eks):
 
     try:
         if change["config"]:
-            wait_for(module, eks, "nodegroup_active")
+            wait_for(module, eks, "nodegroup_active", between_changes=True)
             eks.update_nodegroup_config(aws_retry=True, **dict(names, **change["config"]))
         if change["version"]:
-            wait_for(module, eks, "nodegroup_active")
+            wait_for(module, eks, "nodegroup_active", between_changes=True)
             eks.update_nodegroup_version(aws_retry=True, **dict(names, **change["version"]))
         if change["tags_unset"]:
             eks.untag_resource(aws_retry=True, resourceArn=current["nodegroupArn"], tagKeys=change["tags_unset"])

@@ -54,7 +54,7 @@ def moto(request, sim_aws_env):
 # more each on two cores). `make check` leaves them out (-m "not slow"); `make test` runs them.
 SLOW_SUITES = ("test_manifests.py", "test_monitoring.py", "test_kms_config_enclave_mode.py", "test_prss.py",
                "test_kms_workload_keys.py", "test_kms_workload_wait.py", "test_deploy_tags.py",
-               "test_aws_roles_input_validation.py", "test_kube_emulator.py")
+               "test_aws_roles_input_validation.py", "test_kube_emulator.py", "test_aws_latency.py")
 
 
 def pytest_collection_modifyitems(items):

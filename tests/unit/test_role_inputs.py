@@ -154,13 +154,21 @@ def test_a_role_without_rules_has_its_spec_checked():
 def test_the_roles_of_deploy_party_in_order_with_what_the_playbook_hands_them():
     found = playbook_roles(os.path.join(ROOT, "playbooks", "deploy_party.yml"))
     names = [(role, entry) for role, entry, _ in found]
-    for expected in [("eks_cluster", "main"), ("nitro_nodegroup", "main"), ("vault_buckets", "main"),
+    for expected in [("eks_cluster", "start"), ("nitro_nodegroup", "prepare"), ("connector_db", "start"),
+                     ("eks_cluster", "ready"), ("nitro_nodegroup", "nodes"), ("vault_buckets", "main"),
+                     ("connector_db", "ready"), ("nitro_nodegroup", "ready"),
                      ("kms_config", "keygen"), ("kms_workload", "keys"), ("kms_config", "main"),
                      ("kms_workload", "main"), ("privatelink", "main"), ("prss_init", "main")]:
         assert expected in names, names
-    assert names.index(("eks_cluster", "main")) < names.index(("nitro_nodegroup", "main")) < names.index(("prss_init", "main"))
+    # the long waits overlap: keys and database are started before the cluster is waited for, the vaults
+    # are made before the node group is
+    order = [names.index(e) for e in [("eks_cluster", "start"), ("nitro_nodegroup", "prepare"), ("connector_db", "start"),
+                                      ("eks_cluster", "ready"), ("nitro_nodegroup", "nodes"), ("vault_buckets", "main"),
+                                      ("nitro_nodegroup", "ready"), ("prss_init", "main")]]
+    assert order == sorted(order), names
     wiring = dict(((role, entry), w) for role, entry, w in found)
-    assert wiring[("nitro_nodegroup", "main")]["nitro_nodegroup_subnet_ids"] == "{{ eks_cluster_facts.private_subnet_ids }}"
+    for entry in ("prepare", "nodes", "ready"):
+        assert wiring[("nitro_nodegroup", entry)]["nitro_nodegroup_subnet_ids"] == "{{ eks_cluster_facts.private_subnet_ids }}"
     # the merge key of the shared kms_config wiring is followed
     assert "kms_config_kms_key_id" in wiring[("kms_config", "main")]
 
