@@ -6,15 +6,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.threshold_kms.mpc_party.plugins.filter.privatelink import privatelink_service_note
-
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+from ansible_collections.threshold_kms.mpc_party.plugins.filter.privatelink import _plain, privatelink_service_note
 
 
 def parties_phrase(ids):

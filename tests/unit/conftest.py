@@ -25,6 +25,30 @@ def moto_url(request):
     server.stop()
 
 
+EKS_REGION = "eu-west-1"
+EKS_ROLE = "arn:aws:iam::123456789012:role/nodes"
+
+
+@pytest.fixture()
+def eks_account(moto_url, monkeypatch):
+    """The module's moto server reset to an empty account, then a VPC with two subnets and the EKS
+    cluster ``c`` (Kubernetes 1.32) in them, in EKS_REGION: ``{url, ec2, eks, subnets}``."""
+    import urllib.request
+
+    import boto3
+
+    urllib.request.urlopen(urllib.request.Request(moto_url + "/moto-api/reset", method="POST")).read()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    kw = dict(endpoint_url=moto_url, region_name=EKS_REGION)
+    ec2, eks = boto3.client("ec2", **kw), boto3.client("eks", **kw)
+    vpc = ec2.create_vpc(CidrBlock="10.4.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock="10.4.%d.0/24" % i, AvailabilityZone=EKS_REGION + z)["Subnet"]["SubnetId"]
+               for i, z in ((1, "a"), (2, "b"))]
+    eks.create_cluster(name="c", roleArn=EKS_ROLE, resourcesVpcConfig={"subnetIds": subnets}, version="1.32")
+    return {"url": moto_url, "ec2": ec2, "eks": eks, "subnets": subnets}
+
+
 @pytest.fixture(scope="module")
 def sim_aws_env():
     """The dummy AWS environment the KMS node simulators read their vaults with, for one module."""

@@ -4,9 +4,7 @@ against a real moto server (port range 23140-23159).
 moto 5.2.5 has no UpdateNodegroupVersion, so a launch template or release version change is
 covered by the plan tests only."""
 import json
-import urllib.request
 
-import boto3
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
@@ -131,19 +129,11 @@ def test_validate_params_names_the_option_and_rule():
 # ------------------------------------------------------------ against moto --
 
 @pytest.fixture()
-def aws(moto_url, monkeypatch):
-    """A fresh account with a cluster in two subnets and an enclave launch template."""
-    urllib.request.urlopen(urllib.request.Request(moto_url + "/moto-api/reset", method="POST")).read()
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    kw = dict(endpoint_url=moto_url, region_name=REGION)
-    ec2, eks = boto3.client("ec2", **kw), boto3.client("eks", **kw)
-    vpc = ec2.create_vpc(CidrBlock="10.4.0.0/16")["Vpc"]["VpcId"]
-    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock="10.4.%d.0/24" % i, AvailabilityZone=REGION + z)["Subnet"]["SubnetId"]
-               for i, z in ((1, "a"), (2, "b"))]
-    eks.create_cluster(name="c", roleArn=ROLE, resourcesVpcConfig={"subnetIds": subnets}, version="1.32")
-    template = ec2.create_launch_template(LaunchTemplateName="lt", LaunchTemplateData={"EnclaveOptions": {"Enabled": True}})
-    return {"url": moto_url, "eks": eks, "subnets": subnets, "lt": template["LaunchTemplate"]["LaunchTemplateId"]}
+def aws(eks_account):
+    """A fresh account with a cluster in two subnets (conftest.eks_account) and an enclave launch template."""
+    template = eks_account["ec2"].create_launch_template(LaunchTemplateName="lt",
+                                                         LaunchTemplateData={"EnclaveOptions": {"Enabled": True}})
+    return dict(eks_account, lt=template["LaunchTemplate"]["LaunchTemplateId"])
 
 
 def run(aws, capsys, check=False, **args):

@@ -131,19 +131,10 @@ def test_health_failure_lists_every_issue():
 
 
 @pytest.fixture()
-def aws(moto_url, monkeypatch):
+def aws(eks_account):
     from sandbox.aws_standin_eks import nodegroup_fault
 
-    urllib.request.urlopen(urllib.request.Request(moto_url + "/moto-api/reset", method="POST")).read()
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    kw = dict(endpoint_url=moto_url, region_name=REGION)
-    ec2, eks = boto3.client("ec2", **kw), boto3.client("eks", **kw)
-    vpc = ec2.create_vpc(CidrBlock="10.5.0.0/16")["Vpc"]["VpcId"]
-    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock="10.5.%d.0/24" % i, AvailabilityZone=REGION + z)["Subnet"]["SubnetId"]
-               for i, z in ((1, "a"), (2, "b"))]
-    eks.create_cluster(name="c", roleArn=ROLE, resourcesVpcConfig={"subnetIds": subnets}, version="1.32")
-    yield {"url": moto_url, "eks": eks, "subnets": subnets}
+    yield eks_account  # a cluster in two subnets (conftest.eks_account)
     nodegroup_fault("ng", None)
 
 

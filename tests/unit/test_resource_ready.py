@@ -8,9 +8,7 @@ reports CREATING, CREATE_FAILED or DEGRADED (sandbox/aws_standin_eks.nodegroup_f
 import datetime
 import json
 import time
-import urllib.request
 
-import boto3
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
@@ -50,20 +48,13 @@ def test_age_and_the_progress_line():
 
 # ------------------------------------------------------------------ the module against moto
 @pytest.fixture()
-def aws(moto_url, monkeypatch):
+def aws(eks_account):
+    """Cluster ``c`` in two subnets (conftest.eks_account) with node group ``ng``."""
     from sandbox.aws_standin_eks import nodegroup_fault
 
-    urllib.request.urlopen(urllib.request.Request(moto_url + "/moto-api/reset", method="POST")).read()
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    kw = dict(endpoint_url=moto_url, region_name=REGION)
-    ec2, eks = boto3.client("ec2", **kw), boto3.client("eks", **kw)
-    vpc = ec2.create_vpc(CidrBlock="10.6.0.0/16")["Vpc"]["VpcId"]
-    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock="10.6.%d.0/24" % i, AvailabilityZone=REGION + z)["Subnet"]["SubnetId"]
-               for i, z in ((1, "a"), (2, "b"))]
-    eks.create_cluster(name="c", roleArn=ROLE, resourcesVpcConfig={"subnetIds": subnets}, version="1.32")
-    eks.create_nodegroup(clusterName="c", nodegroupName="ng", nodeRole=ROLE, subnets=subnets)
-    yield {"url": moto_url, "eks": eks, "ec2": ec2, "subnets": subnets}
+    eks_account["eks"].create_nodegroup(clusterName="c", nodegroupName="ng", nodeRole=ROLE,
+                                        subnets=eks_account["subnets"])
+    yield eks_account
     nodegroup_fault("ng", None)
 
 
