@@ -117,6 +117,11 @@ def cidr_errors(name, value, min_prefix=0, max_prefix=32):
     return []
 
 
+def poll_interval_errors(name, value):
+    """How often a long wait reads its resource (resource_ready's poll_interval): 1..60 seconds."""
+    return range_errors(name, value, 1, 60, "seconds between two reads of a resource being waited for")
+
+
 def range_errors(name, value, low=None, high=None, what="a whole number"):
     """An integer in ``low..high`` (either bound may be None)."""
     if isinstance(value, bool) or not isinstance(value, int):

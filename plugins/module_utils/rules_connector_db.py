@@ -15,7 +15,7 @@ __metaclass__ = type
 import re
 
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils.input_rules import (
-    IAM_ROLE_NAME_RE, SG_ID_RE, SUBNET_ID_RE, UNKNOWN, VPC_ID_RE, range_errors)
+    IAM_ROLE_NAME_RE, SG_ID_RE, SUBNET_ID_RE, UNKNOWN, VPC_ID_RE, poll_interval_errors, range_errors)
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils.rds_managed_password import (
     BACKUP_WINDOW_RE, IDENTIFIER_RE, MAINTENANCE_WINDOW_RE)
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils.role_rules import got, rule
@@ -53,8 +53,7 @@ def present_rule(*needs):
 
 @rule("connector_db", "connector_db_wait_poll_interval")
 def _poll_interval(v, _):
-    value = v["connector_db_wait_poll_interval"]
-    return [] if 1 <= value <= 60 else ["connector_db_wait_poll_interval: between 1 and 60 seconds %s" % got(value)]
+    return poll_interval_errors("connector_db_wait_poll_interval", v["connector_db_wait_poll_interval"])
 
 
 @rule(R, "connector_db_identifier", *ON)

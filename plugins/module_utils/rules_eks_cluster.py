@@ -12,7 +12,7 @@ import re
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import eks_access
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils.iam_oidc import THUMBPRINT_RE
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils.input_rules import (
-    CLUSTER_NAME_RE, REGION_RE, SUBNET_ID_RE, VPC_ID_RE, cidr, cidr_errors)
+    CLUSTER_NAME_RE, REGION_RE, SUBNET_ID_RE, VPC_ID_RE, cidr, cidr_errors, poll_interval_errors)
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils.role_rules import got, rule
 
 K8S_MINOR_RE = re.compile(r"^1\.[0-9]{2}$")
@@ -64,8 +64,7 @@ def _eks_wait(v, _):
 
 @rule("eks_cluster", "eks_cluster_wait_poll_interval")
 def _eks_poll(v, _):
-    value = v["eks_cluster_wait_poll_interval"]
-    return [] if 1 <= value <= 60 else ["eks_cluster_wait_poll_interval: between 1 and 60 seconds %s" % got(value)]
+    return poll_interval_errors("eks_cluster_wait_poll_interval", v["eks_cluster_wait_poll_interval"])
 
 
 @rule("eks_cluster", "eks_cluster_oidc_client_ids")

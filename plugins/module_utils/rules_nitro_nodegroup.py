@@ -10,7 +10,7 @@ __metaclass__ = type
 import re
 
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils.input_rules import (
-    CLUSTER_NAME_RE, IAM_ROLE_NAME_RE, PCR_RE, image_errors, range_errors)
+    CLUSTER_NAME_RE, IAM_ROLE_NAME_RE, PCR_RE, image_errors, poll_interval_errors, range_errors)
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils.role_rules import got, rule
 
 NODEGROUP_NAME_RE = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,62}$")
@@ -64,8 +64,7 @@ def instance_type_errors(name, instance_type):
 
 @rule("nitro_nodegroup", "nitro_nodegroup_wait_poll_interval")
 def _poll_interval(v, _):
-    value = v["nitro_nodegroup_wait_poll_interval"]
-    return [] if 1 <= value <= 60 else ["nitro_nodegroup_wait_poll_interval: between 1 and 60 seconds %s" % got(value)]
+    return poll_interval_errors("nitro_nodegroup_wait_poll_interval", v["nitro_nodegroup_wait_poll_interval"])
 
 
 @rule("nitro_nodegroup", "nitro_nodegroup_cluster_name")

@@ -115,3 +115,16 @@ def test_a_nat_gateway_is_read_by_its_id(aws, capsys):
 def test_bad_intervals_are_refused_naming_them(aws, capsys):
     out = run(aws, capsys, kind="eks_cluster", name="c", poll_interval=0)
     assert out["failed"] is True and "poll_interval must be at least 1" in out["msg"], out
+
+
+# ------------------------------------------------------------------ the roles' poll intervals
+@pytest.mark.parametrize("role", ["eks_cluster", "nitro_nodegroup", "connector_db"])
+@pytest.mark.parametrize("value,ok", [(1, True), (15, True), (60, True), (0, False), (61, False)])
+def test_each_roles_poll_interval_is_checked_by_the_one_rule(role, value, ok):
+    from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import role_rules
+
+    name = "%s_wait_poll_interval" % role
+    problems = [p for p in role_rules.check(role, {name: value}) if p.startswith(name)]
+    assert (problems == []) is ok, problems
+    if not ok:
+        assert problems == ["%s: seconds between two reads of a resource being waited for, 1..60 (got %d)" % (name, value)]
