@@ -71,12 +71,12 @@ def test_good_inputs_pass(change):
 
 
 def test_the_preflight_entry_point_leaves_the_main_inputs_to_main():
-    """deploy_party.yml reaches lb_controller twice (tasks_from preflight, then main): the chart, image,
-    replica, timeout and OIDC variables are in main's spec only, so preflight reports none of their
-    mistakes and each is reported once."""
+    """deploy_party.yml reaches lb_controller through preflight (before the cluster exists and again
+    once it is ACTIVE) and then main: the chart, image, replica, timeout and OIDC variables are in
+    main's spec only, so preflight reports none of their mistakes and each is reported once."""
     entries = [entry for role, entry, _ in playbook_roles(os.path.join(ROOT, "playbooks", "deploy_party.yml"))
                if role == "lb_controller"]
-    assert sorted(entries) == ["main", "preflight"]
+    assert set(entries) == {"main", "preflight"} and entries.count("main") == 1, entries
     bad = dict(lb_controller_chart_version="3.5", lb_controller_image_tag="latest", lb_controller_replicas=0,
                lb_controller_wait_timeout=0, lb_controller_image_digest="sha256:abc",
                lb_controller_oidc_provider_arn="not an arn")
