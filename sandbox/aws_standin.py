@@ -52,7 +52,7 @@ import sys
 from moto.iam.access_control import IAMPolicy, PermissionResult
 from moto.s3.models import FakeBucket
 
-from sandbox import aws_latency
+from sandbox import aws_latency, aws_request_log
 from sandbox.aws_standin_eks import extend_eks
 
 INSECURE_ONLY = {"Bool": {"aws:SecureTransport": "false"}}
@@ -232,6 +232,7 @@ def main(argv=None):
         sys.exit(f"aws stand-in: {exc}")
     if latency:
         aws_latency.install(latency)
+    aws_request_log.install_from_env()
     from moto.server import main as moto_main
     moto_main(argv)
 

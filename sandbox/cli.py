@@ -7,7 +7,7 @@
 
 Services (127.0.0.1 only):
   aws   moto in server mode on $SANDBOX_AWS_PORT (default 4566); werkzeug logs every request
-        line to logs/aws.log
+        line to logs/aws.log, and logs/aws-requests.log names each one's service, action and caller
   kube  one process hosting party i's Kubernetes API emulator on $SANDBOX_KUBE_BASE_PORT + i
         (default 6440 + i) and the controllers that start a KMS node simulator when party i's
         StatefulSet is applied; API requests logged to logs/kube-p<i>.requests.log
@@ -502,6 +502,8 @@ def _up(args: argparse.Namespace, settings: Settings, started: dict[str, subproc
                 command += ["-c", str(cert), "-k", str(key)]
             # AWS managed policies (AmazonEKSClusterPolicy, ...) exist in every real account.
             env = dict(env, MOTO_IAM_LOAD_MANAGED_POLICIES="true")
+            # every request by service and action (sandbox/aws_request_log.py): tools/bench.py counts them
+            env["SANDBOX_AWS_REQUEST_LOG"] = str(settings.logs / "aws-requests.log")
             # a fresh AWS stand-in knows none of the endpoint services the overlay names
             stale = coordinator.overlay_path(settings.dir)
             if stale.is_file():
