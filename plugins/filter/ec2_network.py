@@ -21,14 +21,22 @@ def _tags(tags):
     return dict((str(k), str(v)) for k, v in (tags or {}).items() if not str(k).startswith("aws:"))
 
 
+def _ipv6_blocks(subnet):
+    return [b for b in subnet.get("ipv6_cidr_block_association_set") or []
+            if (b.get("ipv6_cidr_block_state") or {}).get("state", "associated") not in ("disassociated", "failed")]
+
+
 def ec2_subnet_in_place(subnets, cidr, az, tags, map_public=False):
     """The id of the subnet of ``subnets`` (ec2_vpc_subnet_info's list) with this CIDR that is
-    available, in ``az``, with ``map_public`` and exactly ``tags``; '' when there is none."""
+    available, in ``az``, with ``map_public``, no IPv6 CIDR nor IPv6 assignment, and exactly ``tags``;
+    '' when there is none."""
     for subnet in subnets or []:
         if subnet.get("cidr_block") != cidr:
             continue
         if (subnet.get("availability_zone") == az and subnet.get("state") == "available"
                 and bool(subnet.get("map_public_ip_on_launch")) == bool(map_public)
+                # the module (no ipv6_cidr, assign_instances_ipv6 false) would remove both
+                and not subnet.get("assign_ipv6_address_on_creation") and not _ipv6_blocks(subnet)
                 and _tags(subnet.get("tags")) == _tags(tags)):
             return subnet.get("id") or subnet.get("subnet_id") or ""
         return ""

@@ -75,6 +75,20 @@ def test_a_subnet_the_module_would_change_is_not_in_place(vpc, cidr, az, tags, m
     assert ec2_subnet_in_place(subnets(vpc), cidr, az, tags, map_public) == ""
 
 
+def test_a_subnet_with_ipv6_the_module_would_remove_is_not_in_place(vpc):
+    vpc["ec2"].modify_subnet_attribute(SubnetId=vpc["subnet"], AssignIpv6AddressOnCreation={"Value": True})
+    assert ec2_subnet_in_place(subnets(vpc), "10.0.1.0/24", "eu-west-1a", TAGS) == ""
+    vpc["ec2"].modify_subnet_attribute(SubnetId=vpc["subnet"], AssignIpv6AddressOnCreation={"Value": False})
+    observed = subnets(vpc)
+    assert ec2_subnet_in_place(observed, "10.0.1.0/24", "eu-west-1a", TAGS) == vpc["subnet"]
+    mine = [s for s in observed if s["id"] == vpc["subnet"]][0]
+    mine["ipv6_cidr_block_association_set"] = [
+        {"ipv6_cidr_block": "2a05:d018::/64", "ipv6_cidr_block_state": {"state": "associated"}}]
+    assert ec2_subnet_in_place(observed, "10.0.1.0/24", "eu-west-1a", TAGS) == ""
+    mine["ipv6_cidr_block_association_set"][0]["ipv6_cidr_block_state"]["state"] = "disassociated"
+    assert ec2_subnet_in_place(observed, "10.0.1.0/24", "eu-west-1a", TAGS) == vpc["subnet"]
+
+
 def test_aws_own_tags_do_not_count(vpc):
     observed = subnets(vpc)
     observed[0]["tags"]["aws:cloudformation:stack-name"] = "x"
