@@ -243,6 +243,43 @@ def _group_rules(peer, node_security_group_id, allowed_cidrs):
     return rules
 
 
+def _permissions(permissions):
+    """A security group's rules as comparable tuples; None when one is of a shape we do not make."""
+    found = []
+    for perm in permissions or []:
+        if perm.get("prefix_list_ids"):
+            return None
+        head = (_text(perm.get("ip_protocol")), _int(perm.get("from_port")), _int(perm.get("to_port")))
+        for pair in perm.get("user_id_group_pairs") or []:
+            found.append(head + ("group_id", _text(pair.get("group_id")), _text(pair.get("description"))))
+        for rng in perm.get("ip_ranges") or []:
+            found.append(head + ("cidr_ip", _text(rng.get("cidr_ip")), _text(rng.get("description"))))
+        for rng in perm.get("ipv6_ranges") or []:
+            found.append(head + ("cidr_ipv6", _text(rng.get("cidr_ipv6")), _text(rng.get("description"))))
+    return sorted(found)
+
+
+def _wanted_permissions(rules):
+    found = []
+    for rule in rules:
+        port = _int(rule["ports"][0])
+        for kind in ("group_id", "cidr_ip", "cidr_ipv6"):
+            if rule.get(kind):
+                found.append((rule["proto"], port, port, kind, _text(rule[kind]), _text(rule.get("rule_desc"))))
+    return sorted(found)
+
+
+def _group_in_place(group, rules, tags):
+    """Whether amazon.aws.ec2_security_group (rules purged, no egress rule, tags purged) would leave
+    ``group`` (as ec2_security_group_info returns it) as it is."""
+    if not group or _text(group.get("group_id")) == "":
+        return False
+    if _tags(group.get("tags")) != _tags(tags) or group.get("ip_permissions_egress"):
+        return False
+    present = _permissions(group.get("ip_permissions"))
+    return present is not None and present == _wanted_permissions(rules)
+
+
 def _selected(labels, selectors):
     """Whether labels match equality (k=v) and existence (k) selectors."""
     for selector in selectors:
@@ -295,12 +332,20 @@ def privatelink_consumer_plan(peers, endpoints=None, groups=None, services=None,
     selectors = [x for x in base if x != PEER_LABEL] + [
         ("%s notin (%s)" % (PEER_LABEL, ",".join(kept_ids))) if kept_ids else PEER_LABEL]
 
+    by_name = {}
+    for group in _plain(groups or []):
+        by_name.setdefault(group.get("group_name"), []).append(group)
     planned = []
     for peer in peers:
         kept = [e for e in live if e["peer"] == str(peer["party_id"])]
-        planned.append(dict(peer, rules=_group_rules(peer, node_sg, cidrs),
-                            tags=dict(base_tags, **{"Name": peer["security_group_name"],
-                                                    "threshold_kms/peer-party-id": str(peer["party_id"])}),
+        rules = _group_rules(peer, node_sg, cidrs)
+        group_tags = dict(base_tags, **{"Name": peer["security_group_name"],
+                                        "threshold_kms/peer-party-id": str(peer["party_id"])})
+        same_name = by_name.get(peer["security_group_name"]) or []
+        group = same_name[0] if len(same_name) == 1 else {}
+        in_place = _group_in_place(group, rules, group_tags)
+        planned.append(dict(peer, rules=rules, tags=group_tags,
+                            group_id=_text(group.get("group_id")) if in_place else "", group_in_place=in_place,
                             vpc_endpoint_id=kept[0]["vpc_endpoint_id"] if kept else None))
     removed = sorted({_int(e["peer"]) for e in stale} | {_int(s["peer"]) for s in stale_services})
     return {"peers": planned, "stale_endpoints": stale, "stale_groups": stale_groups,
@@ -315,6 +360,7 @@ def privatelink_peer_endpoints(results, namespace, cluster_domain):
     for res in _plain(results or []):
         item = res.get("item") or [{}, ""]
         peer, group_id = item[0], item[1] if len(item) > 1 else ""
+        group_id = group_id or peer.get("group_id") or ""  # a group in place: its task was skipped
         endpoints[peer["party_id"]] = {
             "endpoint_id": res.get("vpc_endpoint_id") or "",
             "state": res.get("state") or "absent",

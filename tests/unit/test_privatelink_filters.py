@@ -308,3 +308,95 @@ def test_the_service_name_note():
     assert privatelink_service_note(facts, "").startswith("ACTION: party 1 publishes the endpoint service " + svc("eu-west-1", 1))
     action = privatelink_service_note(facts, "old-name")
     assert action.startswith("ACTION: party 1 publishes") and "(it now says old-name)" in action
+
+
+# ------------------------------------------------------------ peer security groups in place --
+
+def _moto_groups(plan_peer, mutate=None):
+    """The peer's security group made in moto as amazon.aws.ec2_security_group makes it (its rules,
+    no egress rule, its tags), possibly changed by ``mutate(ec2, group_id)``, then read back as
+    ec2_security_group_info returns it."""
+    import boto3
+    from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
+    from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
+    from moto import mock_aws
+
+    with mock_aws():
+        ec2 = boto3.client("ec2", region_name="eu-west-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        nodes = ec2.create_security_group(GroupName="nodes", Description="nodes", VpcId=vpc)["GroupId"]
+        gid = ec2.create_security_group(
+            GroupName=plan_peer["security_group_name"], Description="peer", VpcId=vpc, TagSpecifications=[
+                {"ResourceType": "security-group",
+                 "Tags": [{"Key": k, "Value": v} for k, v in plan_peer["tags"].items()]}])["GroupId"]
+        ec2.revoke_security_group_egress(GroupId=gid, IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+        perms = []
+        for rule in plan_peer["rules"]:
+            perm = {"IpProtocol": rule["proto"], "FromPort": rule["ports"][0], "ToPort": rule["ports"][0]}
+            if "group_id" in rule:
+                perm["UserIdGroupPairs"] = [{"GroupId": nodes, "Description": rule["rule_desc"]}]
+            elif "cidr_ip" in rule:
+                perm["IpRanges"] = [{"CidrIp": rule["cidr_ip"], "Description": rule["rule_desc"]}]
+            else:
+                perm["Ipv6Ranges"] = [{"CidrIpv6": rule["cidr_ipv6"], "Description": rule["rule_desc"]}]
+            perms.append(perm)
+        ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=perms)
+        if mutate:
+            mutate(ec2, gid)
+        groups = []
+        for group in ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]:
+            group = camel_dict_to_snake_dict(group)
+            group["tags"] = boto3_tag_list_to_ansible_dict(group.get("tags", {}), tag_name_key_name="key",
+                                                           tag_value_key_name="value")
+            groups.append(group)
+        return groups, nodes, gid
+
+
+def _plan_with(groups, nodes):
+    peers = privatelink_model(network(), 1, PREFIX)["peers"][:1]
+    return privatelink_consumer_plan(peers, groups=groups, node_security_group_id=nodes,
+                                     allowed_cidrs=["10.0.0.0/16", "fd00::/8"],
+                                     tags={"threshold_kms/network": "net", "threshold_kms/party-id": "1"})["peers"][0]
+
+
+def _wanted(nodes):
+    return _plan_with([], nodes)
+
+
+def test_a_peer_group_as_the_module_leaves_it_is_in_place_with_its_id():
+    groups, nodes, gid = _moto_groups(_wanted("sg-placeholder"))  # made with the real node group
+    peer = _plan_with(groups, nodes)
+    assert peer["group_in_place"] is True and peer["group_id"] == gid
+
+
+@pytest.mark.parametrize("change", [
+    lambda ec2, gid: ec2.create_tags(Resources=[gid], Tags=[{"Key": "extra", "Value": "x"}]),
+    lambda ec2, gid: ec2.delete_tags(Resources=[gid], Tags=[{"Key": "threshold_kms/peer-party-id"}]),
+    lambda ec2, gid: ec2.authorize_security_group_egress(GroupId=gid, IpPermissions=[
+        {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]),
+    lambda ec2, gid: ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]),
+    lambda ec2, gid: ec2.revoke_security_group_ingress(GroupId=gid, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 50002, "ToPort": 50002, "IpRanges": [{"CidrIp": "10.0.0.0/16"}]}]),
+    lambda ec2, gid: ec2.update_security_group_rule_descriptions_ingress(GroupId=gid, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 50002, "ToPort": 50002,
+         "IpRanges": [{"CidrIp": "10.0.0.0/16", "Description": "edited"}]}]),
+], ids=["extra tag", "missing tag", "egress rule", "extra rule", "missing rule", "other description"])
+def test_a_peer_group_the_module_would_change_is_not_in_place(change):
+    groups, nodes, gid = _moto_groups(_wanted("sg-placeholder"), change)
+    peer = _plan_with(groups, nodes)
+    assert peer["group_in_place"] is False and peer["group_id"] == ""
+
+
+def test_no_group_or_two_of_the_name_is_not_in_place():
+    assert _plan_with([], "sg-nodes")["group_in_place"] is False
+    groups, nodes, gid = _moto_groups(_wanted("sg-placeholder"))
+    twice = [g for g in groups if g["group_id"] == gid] * 2
+    assert _plan_with(twice, nodes)["group_in_place"] is False
+
+
+def test_the_endpoint_of_a_skipped_group_task_gets_the_group_in_place():
+    peer = dict(privatelink_model(network(), 1, PREFIX)["peers"][0], group_id="sg-in-place")
+    endpoints = privatelink_peer_endpoints([{"item": [peer, ""], "vpc_endpoint_id": "vpce-2", "state": "available"}],
+                                           "kms", "cluster.local")
+    assert endpoints[2]["security_group_id"] == "sg-in-place"
