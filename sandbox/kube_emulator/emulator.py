@@ -884,6 +884,10 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 spec.setdefault("replicas", 1)
             spec.setdefault("revisionHistoryLimit", 10)
             if kind == "StatefulSet":
+                if old is None:
+                    # the API server answers a create with the status's non-omitempty counts; a waiter
+                    # that reads status.updatedReplicas before the controller has written it sees 0s
+                    obj["status"] = {"replicas": 0, "availableReplicas": 0}
                 spec.setdefault("podManagementPolicy", "OrderedReady")
                 strategy = spec.setdefault("updateStrategy", {"type": "RollingUpdate"})
                 if strategy.get("type", "RollingUpdate") == "RollingUpdate":
