@@ -15,10 +15,30 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
+def _text(value):
+    return "" if value is None else str(value)
+
+
+def aws_tags(tags):
+    """AWS tags as a dict, whether a dict or a list of key/value (Key/Value) items."""
+    if isinstance(tags, dict):
+        return {str(k): _text(v) for k, v in tags.items()}
+    result = {}
+    for tag in tags or []:
+        if isinstance(tag, dict):
+            key = tag.get("key", tag.get("Key"))
+            if key is not None:
+                result[str(key)] = _text(tag.get("value", tag.get("Value")))
+    return result
+
+
 def _tags(tags):
-    if isinstance(tags, list):  # boto3's [{Key, Value}]
-        tags = dict((t.get("Key"), t.get("Value")) for t in tags)
-    return dict((str(k), str(v)) for k, v in (tags or {}).items() if not str(k).startswith("aws:"))
+    """The tags the amazon.aws modules reconcile: AWS's own ``aws:`` tags are never purged."""
+    return dict((k, v) for k, v in aws_tags(tags).items() if not k.startswith("aws:"))
+
+
+def _subnet_with_cidr(subnets, cidr):
+    return next((s for s in subnets or [] if cidr and s.get("cidr_block") == cidr), None)
 
 
 def _ipv6_blocks(subnet):
@@ -30,16 +50,13 @@ def ec2_subnet_in_place(subnets, cidr, az, tags, map_public=False):
     """The id of the subnet of ``subnets`` (ec2_vpc_subnet_info's list) with this CIDR that is
     available, in ``az``, with ``map_public``, no IPv6 CIDR nor IPv6 assignment, and exactly ``tags``;
     '' when there is none."""
-    for subnet in subnets or []:
-        if subnet.get("cidr_block") != cidr:
-            continue
-        if (subnet.get("availability_zone") == az and subnet.get("state") == "available"
-                and bool(subnet.get("map_public_ip_on_launch")) == bool(map_public)
-                # the module (no ipv6_cidr, assign_instances_ipv6 false) would remove both
-                and not subnet.get("assign_ipv6_address_on_creation") and not _ipv6_blocks(subnet)
-                and _tags(subnet.get("tags")) == _tags(tags)):
-            return subnet.get("id") or subnet.get("subnet_id") or ""
-        return ""
+    subnet = _subnet_with_cidr(subnets, cidr)
+    if (subnet and subnet.get("availability_zone") == az and subnet.get("state") == "available"
+            and bool(subnet.get("map_public_ip_on_launch")) == bool(map_public)
+            # the module (no ipv6_cidr, assign_instances_ipv6 false) would remove both
+            and not subnet.get("assign_ipv6_address_on_creation") and not _ipv6_blocks(subnet)
+            and _tags(subnet.get("tags")) == _tags(tags)):
+        return subnet.get("id") or subnet.get("subnet_id") or ""
     return ""
 
 
@@ -55,10 +72,8 @@ def ec2_subnet_id(result, subnets, cidr=None, unknown=""):
     if cidr is None:
         item = result.get("item")
         cidr = item[-1] if isinstance(item, (list, tuple)) and item else None
-    for subnet in subnets or []:
-        if cidr and subnet.get("cidr_block") == cidr:
-            return subnet.get("id") or subnet.get("subnet_id") or unknown
-    return unknown
+    subnet = _subnet_with_cidr(subnets, cidr) or {}
+    return subnet.get("id") or subnet.get("subnet_id") or unknown
 
 
 _TARGETS = ("gateway_id", "nat_gateway_id", "transit_gateway_id", "vpc_peering_connection_id",

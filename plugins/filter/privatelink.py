@@ -27,6 +27,8 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.threshold_kms.mpc_party.plugins.filter.ec2_network import aws_tags as _tags
+
 LOOPBACK_RE = re.compile(r"^(127(\.[0-9]{1,3}){3}|::1|\[::1\]|localhost)$")
 # endpoint states that no longer carry traffic (AWS keeps deleted endpoints listed for a while)
 DEAD_ENDPOINT_STATES = ("deleting", "deleted", "rejected", "failed", "expired")
@@ -71,19 +73,6 @@ def _bool(value):
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes", "on", "y", "t")
     return bool(value)
-
-
-def _tags(tags):
-    """AWS tags as a dict, whether a dict or a list of key/value (Key/Value) items."""
-    if isinstance(tags, dict):
-        return {str(k): _text(v) for k, v in tags.items()}
-    result = {}
-    for tag in tags or []:
-        if isinstance(tag, dict):
-            key = tag.get("key", tag.get("Key"))
-            if key is not None:
-                result[str(key)] = _text(tag.get("value", tag.get("Value")))
-    return result
 
 
 def _sides(sides):
