@@ -5,8 +5,9 @@
 Each line: ``<UTC time> <account key id> <region> <service> <action> <status> <client>``, where the
 action is the X-Amz-Target operation, the query API's ``Action`` parameter, or the REST method and
 path with its ids dropped (``GET:/clusters/*``); the client is ``ansible`` for requests of an Ansible
-module (its user agent names Ansible or botocore under a module), ``node`` for the simulated KMS
-nodes' vault reads, and ``other``. werkzeug's access log (aws.log) has no action and no caller.
+module (amazon.aws and our module_utils put ``Ansible`` in the user agent), ``node`` for the
+simulated KMS nodes' vault requests (``kms-sim`` in theirs), and ``other``. werkzeug's access
+log (aws.log) has no action and no caller.
 """
 import datetime
 import io
@@ -39,15 +40,16 @@ def _client(environ):
     agent = environ.get("HTTP_USER_AGENT", "")
     if "Ansible" in agent or "ansible" in agent:
         return "ansible"
-    if "kms-sim" in agent or "sandbox-node" in agent:
+    if "kms-sim" in agent:
         return "node"
     return "other"
 
 
+_LOCK = threading.Lock()  # one for the process: the server's request threads share the file
+
+
 def wrap(app, path):
     """The WSGI app ``app`` logging every request to ``path``."""
-    lock = threading.Lock()
-
     def logged(environ, start_response):
         body = b""
         if environ.get("REQUEST_METHOD") == "POST" and "x-www-form-urlencoded" in environ.get("CONTENT_TYPE", ""):
@@ -66,7 +68,7 @@ def wrap(app, path):
         line = "%s %s %s %s %s %s %s\n" % (
             datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), key, region, service,
             _action(environ, body), status[0] if status else "-", _client(environ))
-        with lock, open(path, "a") as fh:
+        with _LOCK, open(path, "a") as fh:
             fh.write(line)
         return result
 

@@ -29,7 +29,7 @@ class VaultStore(object):
             self._client = boto3.client(
                 "s3", region_name=self.region or "us-east-1", endpoint_url=self.endpoint_url,
                 config=Config(s3={"addressing_style": "path"}, connect_timeout=2, read_timeout=5,
-                              retries={"max_attempts": 2}))
+                              retries={"max_attempts": 2}, user_agent_extra="kms-sim"))
         return self._client
 
     def _s3_call(self, what, fn, **kwargs):

@@ -49,3 +49,12 @@ def test_a_rest_path_keeps_its_shape_without_ids(tmp_path):
 def test_an_unsigned_request_is_logged_with_dashes(tmp_path):
     fields, _ = _call(tmp_path, {"PATH_INFO": "/moto-api/"})
     assert fields[1:4] == ["-", "-", "-"] and fields[4] == "GET:/moto-api"
+
+
+def test_the_simulated_nodes_vault_requests_are_the_node_callers(tmp_path):
+    from botocore.config import Config
+
+    agent = "Boto3/1.40 md/Botocore#1.40 " + Config(user_agent_extra="kms-sim").user_agent_extra
+    fields, _ = _call(tmp_path, {"REQUEST_METHOD": "HEAD", "PATH_INFO": "/kms-p1-private/PRIV-p1/Context/07ab",
+                                 "HTTP_AUTHORIZATION": AUTH % "s3", "HTTP_USER_AGENT": agent})
+    assert fields[3:] == ["s3", "HEAD:/kms-p1-private/PRIV-p1/Context/*", "200", "node"]
