@@ -95,6 +95,19 @@ def tags_of(endpoint):
     return boto3_tag_list_to_ansible_dict(endpoint.get("Tags") or [])
 
 
+def tags_in_place(current, wanted, purge=True):
+    """Whether ensure_ec2_tags would leave ``current`` (the endpoint's tags, as a dict) as it is:
+    no tags asked for, or the wanted ones present with their values and, when purging, no others
+    (AWS's own aws: tags aside)."""
+    if wanted is None:
+        return True
+    current = dict((k, v) for k, v in (current or {}).items() if not k.startswith("aws:"))
+    wanted = dict((str(k), str(v)) for k, v in wanted.items())
+    if purge:
+        return current == wanted
+    return all(current.get(k) == v for k, v in wanted.items())
+
+
 def endpoint_region(endpoint, own_region):
     """The region of an endpoint's service: ServiceRegion when AWS gives it, else the own region."""
     return endpoint.get("ServiceRegion") or own_region
@@ -348,7 +361,10 @@ class InterfaceEndpoint:
                                      (params.get("tags") or {}).get("Name"))
         if endpoint is not None:
             check_same_service(endpoint, service_name, service_region, self.own_region)
-        self.ensure_visible(service_name, service_region, params.get("service_owner"))
+        # An available endpoint already reaches the service: its visibility is asked (and explained
+        # when missing) only for an endpoint to create or one that is not available.
+        if endpoint is None or (endpoint.get("State") or "").lower() != "available":
+            self.ensure_visible(service_name, service_region, params.get("service_owner"))
 
         if endpoint is None:
             after = desired_view({}, params, service_region)
@@ -368,10 +384,11 @@ class InterfaceEndpoint:
         if modify and not self.check_mode:
             self.modify(endpoint_id, modify)
         changed = bool(modify)
-        changed |= ensure_ec2_tags(self.client, self.module, endpoint_id, resource_type=RESOURCE_TYPE,
-                                   tags=params.get("tags"), purge_tags=params.get("purge_tags", True))
-        if not self.check_mode:
-            if changed and params.get("wait"):
+        if not tags_in_place(tags_of(endpoint), params.get("tags"), params.get("purge_tags", True)):
+            changed |= ensure_ec2_tags(self.client, self.module, endpoint_id, resource_type=RESOURCE_TYPE,
+                                       tags=params.get("tags"), purge_tags=params.get("purge_tags", True))
+        if changed and not self.check_mode:
+            if params.get("wait"):
                 self.wait_available(endpoint_id, params.get("wait_timeout") or 300)
             endpoint = self.get(endpoint_id) or endpoint
         result = result_of(endpoint, self.own_region)

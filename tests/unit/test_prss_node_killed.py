@@ -134,7 +134,10 @@ def test_a_node_killed_during_prss_fails_naming_the_party_and_the_rerun_complete
     # The node is back (a new process): the same command for every party completes.
     sim.start([4])
     rc, data, out = run_role(parties, range(1, 5), 60)
-    assert rc == 0, out[-6000:]
+    failures = {"p%d" % pid: _failure(data, "p%d" % pid) for pid in range(1, 5)} if data else {}
+    assert rc == 0, "re-run failed: %r\n%s" % (
+        {host: (task["name"], result.get("msg"), result.get("stderr", "")[-800:])
+         for host, (task, result) in failures.items() if task}, out[-3000:])
     for pid in range(1, 5):
         _, report = _task(data, "Report the PRSS state of this party", "p%d" % pid)
         assert "PRSS epoch 0800...0001" in report["msg"], report

@@ -192,3 +192,29 @@ def test_check_mode_update_and_delete(net, capsys):
     live = [e for e in ec2.describe_vpc_endpoints()["VpcEndpoints"] if e["State"].lower() not in lib.DEAD_STATES]
     assert live == []
     assert run(net, capsys, "eu-west-1", state="absent", vpc_endpoint_id=created["vpc_endpoint_id"])["changed"] is False
+
+
+def test_tags_in_place():
+    assert lib.tags_in_place({"Name": "a", "aws:x": "1"}, {"Name": "a"})
+    assert lib.tags_in_place({"Name": "a"}, None)
+    assert not lib.tags_in_place({"Name": "a", "extra": "1"}, {"Name": "a"})
+    assert lib.tags_in_place({"Name": "a", "extra": "1"}, {"Name": "a"}, purge=False)
+    assert not lib.tags_in_place({"Name": "b"}, {"Name": "a"}, purge=False)
+    assert not lib.tags_in_place({}, {"Name": "a"})
+
+
+def test_an_endpoint_as_wanted_is_left_alone_and_tag_drift_is_repaired(net, capsys):
+    allow(net, "arn:aws:iam::%s:root" % CONSUMER, ["eu-west-1"])
+    created = run(net, capsys, "eu-west-1", **endpoint_args(net, "eu"))
+    ec2 = net["eu"][0]
+    again = run(net, capsys, "eu-west-1", **endpoint_args(net, "eu"))
+    assert again["changed"] is False and again["vpc_endpoint_id"] == created["vpc_endpoint_id"]
+    assert again["dns_name"] == created["dns_name"] and again["service_region"] == "us-east-1"
+
+    endpoint_id = created["vpc_endpoint_id"]
+    ec2.create_tags(Resources=[endpoint_id], Tags=[{"Key": "Name", "Value": "renamed"}, {"Key": "extra", "Value": "1"}])
+    repaired = run(net, capsys, "eu-west-1", vpc_endpoint_id=endpoint_id, **endpoint_args(net, "eu"))
+    assert repaired["changed"] is True
+    [ep] = ec2.describe_vpc_endpoints(VpcEndpointIds=[endpoint_id])["VpcEndpoints"]
+    assert {t["Key"]: t["Value"] for t in ep["Tags"]} == {"Name": "p1-to-p3"}
+    assert run(net, capsys, "eu-west-1", vpc_endpoint_id=endpoint_id, **endpoint_args(net, "eu"))["changed"] is False
