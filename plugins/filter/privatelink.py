@@ -28,6 +28,7 @@ import re
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.threshold_kms.mpc_party.plugins.filter.ec2_network import aws_tags as _tags
+from ansible_collections.threshold_kms.mpc_party.plugins.filter.ec2_network import security_group_in_place
 
 LOOPBACK_RE = re.compile(r"^(127(\.[0-9]{1,3}){3}|::1|\[::1\]|localhost)$")
 # endpoint states that no longer carry traffic (AWS keeps deleted endpoints listed for a while)
@@ -232,41 +233,10 @@ def _group_rules(peer, node_security_group_id, allowed_cidrs):
     return rules
 
 
-def _permissions(permissions):
-    """A security group's rules as comparable tuples; None when one is of a shape we do not make."""
-    found = []
-    for perm in permissions or []:
-        if perm.get("prefix_list_ids"):
-            return None
-        head = (_text(perm.get("ip_protocol")), _int(perm.get("from_port")), _int(perm.get("to_port")))
-        for pair in perm.get("user_id_group_pairs") or []:
-            found.append(head + ("group_id", _text(pair.get("group_id")), _text(pair.get("description"))))
-        for rng in perm.get("ip_ranges") or []:
-            found.append(head + ("cidr_ip", _text(rng.get("cidr_ip")), _text(rng.get("description"))))
-        for rng in perm.get("ipv6_ranges") or []:
-            found.append(head + ("cidr_ipv6", _text(rng.get("cidr_ipv6")), _text(rng.get("description"))))
-    return sorted(found)
-
-
-def _wanted_permissions(rules):
-    found = []
-    for rule in rules:
-        port = _int(rule["ports"][0])
-        for kind in ("group_id", "cidr_ip", "cidr_ipv6"):
-            if rule.get(kind):
-                found.append((rule["proto"], port, port, kind, _text(rule[kind]), _text(rule.get("rule_desc"))))
-    return sorted(found)
-
-
 def _group_in_place(group, rules, tags):
     """Whether amazon.aws.ec2_security_group (rules purged, no egress rule, tags purged) would leave
     ``group`` (as ec2_security_group_info returns it) as it is."""
-    if not group or _text(group.get("group_id")) == "":
-        return False
-    if _tags(group.get("tags")) != _tags(tags) or group.get("ip_permissions_egress"):
-        return False
-    present = _permissions(group.get("ip_permissions"))
-    return present is not None and present == _wanted_permissions(rules)
+    return security_group_in_place(group, rules, tags, purge_rules=True, rules_egress=[], purge_rules_egress=True)
 
 
 def _selected(labels, selectors):
