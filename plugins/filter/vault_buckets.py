@@ -2,7 +2,7 @@
 # Copyright: threshold_kms.mpc_party contributors
 # Apache License 2.0 (see LICENSE)
 """``vault_bucket_settings``: the settings vault_buckets applies to each vault bucket, defined once
-in module_utils/s3_vault_plan.py, which the s3_vault_plan module compares with S3 in check mode
+in module_utils/s3_vault_plan.py, which the s3_vault_plan module compares with S3 on every run
 (documentation: plugins/filter/vault_bucket_settings.yml)."""
 
 from __future__ import absolute_import, division, print_function
