@@ -78,7 +78,11 @@ def moto(request, sim_aws_env):
 # more each on two cores). `make check` leaves them out (-m "not slow"); `make test` runs them.
 SLOW_SUITES = ("test_manifests.py", "test_monitoring.py", "test_kms_config_enclave_mode.py", "test_prss.py",
                "test_kms_workload_keys.py", "test_kms_workload_wait.py", "test_deploy_tags.py",
-               "test_aws_roles_input_validation.py", "test_kube_emulator.py", "test_aws_latency.py")
+               "test_aws_roles_input_validation.py", "test_kube_emulator.py", "test_aws_latency.py",
+               # the in-place filters, each answer checked against the amazon.aws module on moto
+               "test_ec2_network_filters.py", "test_kms_key_filters.py",
+               # a simulated 4-party network under two runs of prss_init; nat.yml under ansible-playbook
+               "test_prss_node_killed.py", "test_eks_cluster_nat_tags.py")
 
 
 def pytest_collection_modifyitems(items):
