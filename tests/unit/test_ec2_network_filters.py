@@ -14,6 +14,7 @@ from moto import mock_aws
 from ansible_collections.threshold_kms.mpc_party.plugins.filter.ec2_network import (
     FilterModule, ec2_igw_in_place, ec2_route_table_in_place, ec2_security_group_id, ec2_security_group_in_place,
     ec2_subnet_id, ec2_subnet_in_place, ec2_vpc_in_place)
+from tests.unit.aws_modules import moto_env, run_aws_module
 
 TAGS = {"Name": "kms-p1-private-eu-west-1a", "kubernetes.io/role/internal-elb": "1", "party": "1"}
 TABLE_TAGS = {"Name": "kms-p1-private", "party": "1"}
@@ -176,11 +177,7 @@ def tasks(v):
 @pytest.fixture()
 def eks_groups(monkeypatch):
     """The two groups of eks_cluster as its three tasks leave them (AWS's default allow-all egress kept)."""
-    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(var, "testing")
-    monkeypatch.setenv("AWS_REGION", "eu-west-1")
-    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_CA_BUNDLE"):
-        monkeypatch.delenv(var, raising=False)
+    moto_env(monkeypatch)
     with mock_aws():
         ec2 = boto3.client("ec2", region_name="eu-west-1")
         vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
@@ -216,16 +213,7 @@ def groups(v, names=(CLUSTER, NODE)):
 
 def module_check(v, capsys, params):
     """amazon.aws.ec2_security_group in check mode with these parameters, in-process on moto."""
-    from ansible.module_utils.testing import patch_module_args
-    from ansible_collections.amazon.aws.plugins.modules import ec2_security_group
-
-    capsys.readouterr()
-    with patch_module_args(dict(params, vpc_id=v["vpc"], _ansible_check_mode=True)):
-        with pytest.raises(SystemExit):
-            ec2_security_group.main()
-    result = json.loads(capsys.readouterr().out)
-    assert not result.get("failed"), result
-    return result
+    return run_aws_module("amazon.aws.ec2_security_group", dict(params, vpc_id=v["vpc"]), check_mode=True)
 
 
 def in_place(v, params, observed=None):
@@ -406,27 +394,14 @@ VPC_TASK = dict(name=VPC_NAME, cidr_block=[VPC_CIDR], dns_hostnames=True, dns_su
 
 
 def run_module(capsys, name, params, check_mode=False):
-    """amazon.aws.<name> in-process on moto with these parameters: its result."""
-    import importlib
-
-    from ansible.module_utils.testing import patch_module_args
-
-    module = importlib.import_module("ansible_collections.amazon.aws.plugins.modules." + name)
-    capsys.readouterr()
-    with patch_module_args(dict(params, _ansible_check_mode=check_mode)):
-        with pytest.raises(SystemExit):
-            module.main()
-    return json.loads(capsys.readouterr().out)
+    """amazon.aws.<name> in-process on moto with these parameters: its result (failed or not)."""
+    return run_aws_module("amazon.aws." + name, params, check_mode=check_mode, allow_failure=True)
 
 
 @pytest.fixture()
 def eks_vpc(monkeypatch, capsys):
     """The VPC and its internet gateway as the role's two tasks make them."""
-    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(var, "testing")
-    monkeypatch.setenv("AWS_REGION", "eu-west-1")
-    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_CA_BUNDLE"):
-        monkeypatch.delenv(var, raising=False)
+    moto_env(monkeypatch)
     with mock_aws():
         vpc = run_module(capsys, "ec2_vpc_net", VPC_TASK)
         assert vpc["changed"] and not vpc.get("failed"), vpc

@@ -71,6 +71,12 @@ def changed(before, after):
     return before is None or strip(before) != strip(after)
 
 
+def edit(api, name, body):
+    """Someone's hand edit of Service ``name`` (a JSON merge patch)."""
+    api.resources.get(api_version="v1", kind="Service").patch(
+        name=name, namespace=NS, body=body, content_type="application/merge-patch+json")
+
+
 def live(api, definition):
     resource = api.resources.get(api_version=definition["apiVersion"], kind=definition["kind"])
     return resource.get(name=definition["metadata"]["name"], namespace=definition["metadata"].get("namespace")).to_dict()
@@ -136,9 +142,7 @@ def test_the_namespace_is_read_cluster_wide_and_found(api):
 def test_a_field_we_set_edited_by_hand_is_not_in_place_and_apply_repairs_it(api):
     wanted = service("svc-edited")
     apply(api, wanted)
-    api.resources.get(api_version="v1", kind="Service").patch(
-        name="svc-edited", namespace=NS, body={"spec": {"selector": {"app.kubernetes.io/name": "other"}}},
-        content_type="application/merge-patch+json")
+    edit(api, "svc-edited", {"spec": {"selector": {"app.kubernetes.io/name": "other"}}})
     assert not k8s_object_in_place(wanted, live(api, wanted))
     before, after = apply(api, wanted)
     assert changed(before, after) and after["spec"]["selector"] == {"app.kubernetes.io/name": "kms-core"}
@@ -150,9 +154,7 @@ def test_an_item_added_to_a_list_we_set_is_not_in_place(api):
     apply(api, wanted)
     edited = live(api, wanted)
     edited["spec"]["ports"].append({"name": "debug", "port": 6060, "targetPort": 6060})
-    api.resources.get(api_version="v1", kind="Service").patch(
-        name="svc-port-added", namespace=NS, body={"spec": {"ports": edited["spec"]["ports"]}},
-        content_type="application/merge-patch+json")
+    edit(api, "svc-port-added", {"spec": {"ports": edited["spec"]["ports"]}})
     assert len(live(api, wanted)["spec"]["ports"]) == 2
     assert not k8s_object_in_place(wanted, live(api, wanted))
 
@@ -160,9 +162,7 @@ def test_an_item_added_to_a_list_we_set_is_not_in_place(api):
 def test_a_label_someone_else_added_is_kept_by_apply_and_stays_in_place(api):
     wanted = service("svc-labelled")
     apply(api, wanted)
-    api.resources.get(api_version="v1", kind="Service").patch(
-        name="svc-labelled", namespace=NS, body={"metadata": {"labels": {"owner": "ops"}}},
-        content_type="application/merge-patch+json")
+    edit(api, "svc-labelled", {"metadata": {"labels": {"owner": "ops"}}})
     assert k8s_object_in_place(wanted, live(api, wanted))
     before, after = apply(api, wanted)
     assert not changed(before, after) and after["metadata"]["labels"]["owner"] == "ops"

@@ -7,7 +7,6 @@ community.aws.s3_cors, community.aws.s3_lifecycle) run here too, in-process, wit
 and the ``when`` the task file gives them (templated by Ansible's templar from the plan's registered
 results): after each out-of-band change the plan names the setting, and each module reports a
 change exactly when the role runs it - a module the role skips is run anyway and must report none."""
-import importlib
 import json
 import os
 import urllib.request
@@ -23,6 +22,7 @@ from ansible.template import Templar, trust_as_template
 from ansible_collections.threshold_kms.mpc_party.plugins.filter import vault_buckets as filters
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import s3_vault_plan as lib
 from ansible_collections.threshold_kms.mpc_party.plugins.modules import s3_vault_plan as module
+from tests.unit.aws_modules import run_aws_module
 
 REGION = "eu-west-1"
 VAULTS = [{"vault": "private", "name": "kms-t-p1-private", "prefix": "PRIV-p1", "public": False},
@@ -265,15 +265,7 @@ def task_call(task, module, planned):
 
 def run_s3_module(aws, capsys, fqcn, params):
     """amazon.aws / community.aws module ``fqcn`` in-process on moto, for real: its result."""
-    namespace, collection, name = fqcn.split(".")
-    mod = importlib.import_module("ansible_collections.%s.%s.plugins.modules.%s" % (namespace, collection, name))
-    capsys.readouterr()
-    with patch_module_args(dict(params, endpoint_url=aws["url"], region=REGION)):
-        with pytest.raises(SystemExit):
-            mod.main()
-    result = json.loads(capsys.readouterr().out)
-    assert not result.get("failed"), result
-    return result
+    return run_aws_module(fqcn, dict(params, endpoint_url=aws["url"], region=REGION))
 
 
 def apply_role_tasks(aws, capsys, planned, settings, every_module=False):
