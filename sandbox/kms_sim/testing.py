@@ -57,13 +57,19 @@ class MotoProcess(object):
         cmd = [sys.executable, "-m", "sandbox.aws_standin", "-H", "127.0.0.1", "-p", str(self.port)]
         from sandbox.procs import die_with_parent  # it ends with the test process, however that ends
 
-        self.proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=self.log,
                                      preexec_fn=die_with_parent())
+        # moto's import alone takes seconds; on a loaded 2-core machine (make test's two workers and
+        # their deploys) more than 15 s was seen: wait longer, and say why when it has exited.
         try:
-            wait_port(self.port)
-        except RuntimeError:
+            wait_port(self.port, timeout=60.0)
+        except RuntimeError as exc:
+            exited = self.proc.poll() is not None
+            self.log.seek(0)
+            detail = self.log.read().decode(errors="replace")[-2000:] if exited else "still starting"
             self.stop()
-            raise
+            raise RuntimeError("%s (AWS stand-in: %s)" % (exc, detail))
         return self
 
     def stop(self):
@@ -75,6 +81,9 @@ class MotoProcess(object):
                 self.proc.kill()
                 self.proc.wait(5)
             self.proc = None
+        if getattr(self, "log", None) is not None:
+            self.log.close()
+            self.log = None
 
     def client(self, service="s3"):
         import boto3
