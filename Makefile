@@ -9,6 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ZIPCACHE := $(VENV)/.zipimport-cache-installed
+FORKSERVER := $(VENV)/.forkserver-installed
 COLL_LINK := .collections/ansible_collections/threshold_kms/mpc_party
 INVENTORY ?= inventories/sandbox
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
@@ -17,7 +18,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 .PHONY: venv collection-link sandbox sandbox-up sandbox-deploy sandbox-down sandbox-status \
         check test lint unit molecule build ee-image-check ee-image render bench clean
 
-venv: $(STAMP) $(ZIPCACHE) collection-link
+venv: $(STAMP) $(ZIPCACHE) $(FORKSERVER) collection-link
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (ansible-core 2.19 runs on Python 3.11)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +33,14 @@ $(ZIPCACHE): tools/zipimport_cache.py $(STAMP)
 	cp tools/zipimport_cache.py $$site/_mpc_zipimport_cache.py && \
 	echo "import _mpc_zipimport_cache" > $$site/_mpc_zipimport_cache.pth
 	touch $(ZIPCACHE)
+
+# Module tasks also import boto3 and the kubernetes client in every new process: under `make test`,
+# tools/module_forkserver.py runs them in processes forked from one that imported those once.
+$(FORKSERVER): tools/module_forkserver.py $(STAMP)
+	site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
+	cp tools/module_forkserver.py $$site/_mpc_forkserver.py && \
+	echo "import _mpc_forkserver" > $$site/_mpc_forkserver.pth
+	touch $(FORKSERVER)
 
 # The repository root is the collection: expose it under its FQCN for ansible and pytest.
 collection-link:
@@ -86,7 +95,7 @@ sandbox-down:
 # carry an xdist group and stay on one worker.
 PYTEST_ARGS ?= --durations=15
 test: venv lint build
-	$(BIN)/python -m pytest tests -p no:cacheprovider -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m _mpc_forkserver run -- $(BIN)/python -m pytest tests -p no:cacheprovider -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ansible-lint --profile production --offline
@@ -119,7 +128,7 @@ ee-image: ee-image-check build
 
 # The unit suites without those marked slow (tests/unit/conftest.py): the everyday loop.
 check: venv lint
-	$(BIN)/python -m pytest tests/unit -p no:cacheprovider -n 2 -m "not slow" -q
+	$(BIN)/python -m _mpc_forkserver run -- $(BIN)/python -m pytest tests/unit -p no:cacheprovider -n 2 -m "not slow" -q
 
 unit: venv
 	$(BIN)/python -m pytest tests/unit
