@@ -19,14 +19,9 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOL = os.path.join(ROOT, "tools", "module_forkserver.py")
 
-CALLER = r"""
-import importlib.util, sys
-spec = importlib.util.spec_from_file_location("forkserver_under_test", sys.argv[1])
-tool = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(tool)
-tool._delegate(sys.argv[2])
-print("NOT DELEGATED")
-"""
+# The caller: the tool from tools/ hands this process's run (its standard input) to the server.
+CALLER = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='forkserver_under_test')['_delegate'](sys.argv[2]); " \
+         "print('NOT DELEGATED')"
 
 
 @pytest.fixture(scope="module")
@@ -107,32 +102,30 @@ def test_a_child_killed_by_a_signal_kills_the_caller_with_it(server):
     assert rc == -signal.SIGTERM
 
 
-def test_a_signal_to_the_caller_reaches_the_child(server, tmp_path):
+def sleeping_run(server, tmp_path):
+    """A caller whose run sleeps a minute: (the caller, the pid of the run)."""
     marker = tmp_path / "pid"
     proc = caller(server, None)
     proc.stdin.write(("import os, time\nopen(%r, 'w').write(str(os.getpid()))\ntime.sleep(60)\n" % str(marker)).encode())
     proc.stdin.close()
     deadline = time.monotonic() + 30
     while not marker.exists() or not marker.read_text():
-        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline and proc.poll() is None, "the run did not start"
         time.sleep(0.05)
     child = int(marker.read_text())
     assert child != proc.pid
+    return proc, child
+
+
+def test_a_signal_to_the_caller_reaches_the_child(server, tmp_path):
+    proc, child = sleeping_run(server, tmp_path)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == -signal.SIGTERM
     assert not alive(child)
 
 
 def test_a_caller_that_goes_away_takes_its_child_with_it(server, tmp_path):
-    marker = tmp_path / "pid"
-    proc = caller(server, None)
-    proc.stdin.write(("import os, time\nopen(%r, 'w').write(str(os.getpid()))\ntime.sleep(60)\n" % str(marker)).encode())
-    proc.stdin.close()
-    deadline = time.monotonic() + 30
-    while not marker.exists() or not marker.read_text():
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.05)
-    child = int(marker.read_text())
+    proc, child = sleeping_run(server, tmp_path)
     proc.kill()  # SIGKILL: the caller cannot pass anything on
     proc.wait(timeout=20)
     deadline = time.monotonic() + 20
