@@ -272,9 +272,14 @@ def _handle(conn):
     for fd in fds:
         os.close(fd)
     conn.sendall(struct.pack("!i", pid))
-    watched = [conn, os.pidfd_open(pid)]  # the pidfd is readable once the run has exited
+    watched = [conn]
+    try:
+        watched.append(os.pidfd_open(pid))  # readable once the run has exited
+        poll = None
+    except (AttributeError, OSError):  # a kernel before 5.3: look every 10 ms
+        poll = 0.01
     while True:
-        ready, _w, _x = select.select(watched, [], [])
+        ready, _w, _x = select.select(watched, [], [], poll)
         if conn in ready and not conn.recv(1):  # the caller went away: so does its run
             _kill(pid, signal.SIGKILL)
             watched.remove(conn)

@@ -24,11 +24,19 @@ CALLER = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='forkserver_un
          "print('NOT DELEGATED')"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+# A kernel before 5.3 has no pidfd_open: the server then looks for the run's exit every 10 ms.
+WITHOUT_PIDFD = "import os, runpy, sys; del os.pidfd_open; tool = sys.argv[1]; sys.argv[1:] = ['serve', sys.argv[2]]; " \
+                "runpy.run_path(tool, run_name='__main__')"
+
+
+@pytest.fixture(scope="module", params=["pidfd", "polling"])
+def server(request, tmp_path_factory):
     path = str(tmp_path_factory.mktemp("forkserver") / "socket")
     env = {k: v for k, v in os.environ.items() if k != "MPC_FORKSERVER"}
-    proc = subprocess.Popen([sys.executable, TOOL, "serve", path], env=env)
+    if request.param == "pidfd":
+        proc = subprocess.Popen([sys.executable, TOOL, "serve", path], env=env)
+    else:
+        proc = subprocess.Popen([sys.executable, "-c", WITHOUT_PIDFD, TOOL, path], env=env)
     deadline = time.monotonic() + 60
     while not os.path.exists(path):
         assert proc.poll() is None, "the server exited with %s" % proc.returncode
