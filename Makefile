@@ -8,8 +8,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-ZIPCACHE := $(VENV)/.zipimport-cache-installed
-FORKSERVER := $(VENV)/.forkserver-installed
+HOOKS := $(VENV)/.startup-hooks-installed
 COLL_LINK := .collections/ansible_collections/threshold_kms/mpc_party
 INVENTORY ?= inventories/sandbox
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
@@ -18,7 +17,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 .PHONY: venv collection-link sandbox sandbox-up sandbox-deploy sandbox-down sandbox-status \
         check test lint unit molecule build ee-image-check ee-image render bench clean
 
-venv: $(STAMP) $(ZIPCACHE) $(FORKSERVER) collection-link
+venv: $(STAMP) $(HOOKS) collection-link
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (ansible-core 2.19 runs on Python 3.11)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,21 +25,21 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	$(BIN)/pip install -q -r requirements-dev.txt -c constraints.txt
 	touch $(STAMP)
 
-# Every Ansible module task is a new Python process that imports module_utils from a zip payload,
-# which Python never caches: tools/zipimport_cache.py keeps that bytecode (docs/performance.md).
-$(ZIPCACHE): tools/zipimport_cache.py $(STAMP)
+# Two start-up hooks of the development virtualenv (docs/performance.md), each a module in
+# site-packages imported by a .pth line at every interpreter start, compiled here once (Python
+# writes no bytecode where PYTHONDONTWRITEBYTECODE is set, and would compile them at every start):
+# - tools/zipimport_cache.py: every Ansible module task is a new Python process that imports
+#   module_utils from a zip payload, which Python never caches; it keeps that bytecode.
+# - tools/module_forkserver.py: module tasks also import boto3 and the kubernetes client in every
+#   new process; under `make test` and `make check` they run in processes forked from one that
+#   imported those once.
+$(HOOKS): tools/zipimport_cache.py tools/module_forkserver.py $(STAMP)
 	site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
-	cp tools/zipimport_cache.py $$site/_mpc_zipimport_cache.py && \
-	echo "import _mpc_zipimport_cache" > $$site/_mpc_zipimport_cache.pth
-	touch $(ZIPCACHE)
-
-# Module tasks also import boto3 and the kubernetes client in every new process: under `make test`,
-# tools/module_forkserver.py runs them in processes forked from one that imported those once.
-$(FORKSERVER): tools/module_forkserver.py $(STAMP)
-	site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
-	cp tools/module_forkserver.py $$site/_mpc_forkserver.py && \
-	echo "import _mpc_forkserver" > $$site/_mpc_forkserver.pth
-	touch $(FORKSERVER)
+	for hook in zipimport_cache:zipimport_cache module_forkserver:forkserver; do \
+	  name=_mpc_$${hook#*:} && cp tools/$${hook%%:*}.py $$site/$$name.py && \
+	  echo "import $$name" > $$site/$$name.pth && $(BIN)/python -m py_compile $$site/$$name.py || exit 1; \
+	done
+	touch $(HOOKS)
 
 # The repository root is the collection: expose it under its FQCN for ansible and pytest.
 collection-link:
