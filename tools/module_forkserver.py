@@ -163,10 +163,10 @@ def _child(conn, request, fds):
     import signal
 
     conn.close()
-    for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGPIPE):
+    for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(signum, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # as CPython sets it at start-up
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as CPython sets these two at start-up
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
         os.close(fd)
@@ -175,7 +175,7 @@ def _child(conn, request, fds):
     os.environ.clear()  # in place: code that kept a reference to os.environ sees the caller's
     os.environ.update(request["env"])
     sys.argv = list(request["argv"])
-    sys.path[:] = [""] + [p for p in request["path"]]
+    sys.path[:] = [""] + request["path"]
     _reread_environment()
     sys.stdin = sys.__stdin__ = _stream(0, "r")
     sys.stdout = sys.__stdout__ = _stream(1, "w")

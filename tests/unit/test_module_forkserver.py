@@ -47,14 +47,14 @@ def server(request, tmp_path_factory):
     proc.wait(timeout=30)
 
 
-def caller(socket_path, script, env=None, cwd=None, **kwargs):
-    """A process that hands `script` (its standard input) to the server, as a module run does."""
+def caller(socket_path, env=None, cwd=None):
+    """A process that hands what it is given on its standard input to the server, as a module run does."""
     return subprocess.Popen([sys.executable, "-c", CALLER, TOOL, socket_path], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd, **kwargs)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd)
 
 
 def run(socket_path, script, env=None, cwd=None, timeout=60):
-    proc = caller(socket_path, script, env=env, cwd=cwd)
+    proc = caller(socket_path, env=env, cwd=cwd)
     out, err = proc.communicate(textwrap.dedent(script).encode(), timeout=timeout)
     return proc.returncode, out.decode(), err.decode()
 
@@ -113,7 +113,7 @@ def test_a_child_killed_by_a_signal_kills_the_caller_with_it(server):
 def sleeping_run(server, tmp_path):
     """A caller whose run sleeps a minute: (the caller, the pid of the run)."""
     marker = tmp_path / "pid"
-    proc = caller(server, None)
+    proc = caller(server)
     proc.stdin.write(("import os, time\nopen(%r, 'w').write(str(os.getpid()))\ntime.sleep(60)\n" % str(marker)).encode())
     proc.stdin.close()
     deadline = time.monotonic() + 30
