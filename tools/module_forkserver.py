@@ -22,9 +22,14 @@ child; a caller that goes away takes its child with it.
 What differs from a new interpreter is only what the server did before forking: the preloaded
 libraries are already in ``sys.modules`` (their files are the same, this virtualenv's), and the
 first read of each botocore JSON file the server read comes from its memory (each later read in
-the same process reads the file, as botocore does). Nothing of Ansible or of a collection is
-preloaded: a module's ``ansible`` and ``ansible_collections`` code comes from its own payload, as
-always. Environment read at import time is read again from the caller's environment (the one
+the same process reads the file, as botocore does). The server also imports the parts of
+``ansible.module_utils`` every module imports (``basic`` and the AnsiballZ loader, about 0.09 s of
+each module run); a run keeps them only when every ``ansible/`` file in its payload's zip is,
+byte for byte (size and CRC-32), this virtualenv's file (the payload is built from the same
+installation, so it is), the two package stubs AnsiballZ writes excepted. Otherwise (a payload
+from another Ansible) the run forgets every preloaded ``ansible`` module and imports the
+payload's own. Nothing of a collection is preloaded: ``ansible_collections`` code comes from the
+payload. Environment read at import time is read again from the caller's environment (the one
 known case: ``kubernetes.config``'s default kubeconfig path).
 
 Any other invocation (arguments, an interactive terminal, ``MPC_FORKSERVER`` unset) and any
@@ -39,6 +44,19 @@ PRELOAD = ("boto3", "botocore.session", "botocore.client", "botocore.credentials
            "kubernetes.client", "kubernetes.config", "kubernetes.dynamic", "yaml", "jinja2", "urllib3",
            "requests", "cryptography.x509", "cryptography.hazmat.primitives.asymmetric.ec",
            "cryptography.hazmat.primitives.serialization", "tomli_w")
+# What (almost) every module payload imports from ansible.module_utils: AnsiballZ's loader and
+# AnsibleModule, and what amazon.aws, community.aws, kubernetes.core and our modules import.
+ANSIBLE_PRELOAD = ("ansible.module_utils._internal._ansiballz._loader", "ansible.module_utils.basic",
+                   "ansible.module_utils.common.dict_transformations", "ansible.module_utils._text",
+                   "ansible.module_utils.common.text.converters", "ansible.module_utils.parsing.convert_bool",
+                   "ansible.module_utils.urls", "ansible.module_utils.six", "ansible.module_utils.common.network",
+                   "ansible.module_utils.ansible_release", "ansible.module_utils.compat.version",
+                   "ansible.module_utils.common.yaml", "ansible.module_utils.common.validation",
+                   "ansible.module_utils.common.process", "ansible.module_utils.common.warnings",
+                   "ansible.module_utils.common.sentinel", "ansible.module_utils.common.collections",
+                   "ansible.module_utils.common.arg_spec")
+# The package stubs AnsiballZ writes into every payload's zip instead of the installed files.
+ANSIBALLZ_STUBS = ("ansible/__init__.py", "ansible/module_utils/__init__.py")
 BOTO_SERVICES = ("ec2", "s3", "iam", "eks", "kms", "sts", "rds", "elbv2", "secretsmanager", "cloudwatch", "logs",
                  "route53", "acm", "autoscaling", "ssm")
 
@@ -158,6 +176,63 @@ def _preload():
     loader_cls.load_file = load_file
 
 
+_ANSIBLE_FILES = {}  # "ansible/module_utils/basic.py" -> (size, CRC-32) of this virtualenv's file
+
+
+def _preload_ansible():
+    """Import ANSIBLE_PRELOAD and record the files a preloaded `ansible` package imports from."""
+    import base64  # noqa: F401 - what each run's check of its payload imports (_payload_uses_these_files)
+    import importlib
+    import io  # noqa: F401
+    import zipfile  # noqa: F401
+    import zlib
+
+    try:
+        for name in ANSIBLE_PRELOAD:
+            importlib.import_module(name)
+        import ansible
+    except Exception:  # not installed here, or unusable: every run imports its payload's
+        _forget_ansible()
+        return
+    top = os.path.dirname(os.path.dirname(os.path.abspath(ansible.__file__)))
+    for sub in ("module_utils", "modules"):
+        for dirpath, dirnames, filenames in os.walk(os.path.join(top, "ansible", sub)):
+            dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+            for filename in filenames:
+                path = os.path.join(dirpath, filename)
+                with open(path, "rb") as handle:
+                    data = handle.read()
+                _ANSIBLE_FILES[os.path.relpath(path, top).replace(os.sep, "/")] = (len(data), zlib.crc32(data))
+
+
+def _forget_ansible():
+    for name in [name for name in sys.modules if name == "ansible" or name.startswith("ansible.")]:
+        del sys.modules[name]
+
+
+def _payload_uses_these_files(source):
+    """False when `source`, an AnsiballZ payload, carries an `ansible/` file that differs from this
+    virtualenv's (or that it does not have): the preloaded modules are then not the payload's."""
+    import base64
+    import io
+    import zipfile
+
+    start = source.find(b"\nzip_data='")
+    if start < 0:
+        return True  # not a module payload: `import ansible` gives this virtualenv's, as in a new interpreter
+    start += len(b"\nzip_data='")
+    end = source.find(b"'", start)
+    try:
+        entries = zipfile.ZipFile(io.BytesIO(base64.b64decode(source[start:end], validate=True))).infolist()
+    except Exception:
+        return False
+    for info in entries:
+        if info.filename.startswith("ansible/") and info.filename not in ANSIBALLZ_STUBS:
+            if _ANSIBLE_FILES.get(info.filename) != (info.file_size, info.CRC):
+                return False
+    return True
+
+
 def _child(conn, request, fds):
     """In the forked run: become the caller's process and run its script."""
     import signal
@@ -188,7 +263,10 @@ def _child(conn, request, fds):
     sys.modules["__main__"] = main
     status = 0
     try:
-        code = compile(sys.stdin.buffer.read(), "<stdin>", "exec")
+        source = sys.stdin.buffer.read()
+        if "ansible" in sys.modules and not _payload_uses_these_files(source):
+            _forget_ansible()
+        code = compile(source, "<stdin>", "exec")
         exec(code, main.__dict__)
     except SystemExit as exc:
         status = _exit_status(exc.code)
@@ -298,6 +376,7 @@ def serve(path):
     import socket
 
     _preload()
+    _preload_ansible()
     if len(os.listdir("/proc/self/task")) > 1:  # forking a process with threads is unsafe: no server
         sys.exit("module forkserver: a preloaded library started a thread; not serving")
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # handlers are reaped by the kernel

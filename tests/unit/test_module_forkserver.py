@@ -196,9 +196,11 @@ def test_run_starts_a_server_for_the_command_and_stops_it(tmp_path):
 MODULE = '''#!/usr/bin/python
 import os, sys
 PRELOADED = "kubernetes.client" in sys.modules
+from ansible.module_utils import basic
 from ansible.module_utils.basic import AnsibleModule
 module = AnsibleModule(argument_spec=dict(value=dict(type="str", required=True)), supports_check_mode=True)
-module.exit_json(changed=False, value=module.params["value"], preloaded=PRELOADED, pid=os.getpid())
+module.exit_json(changed=False, value=module.params["value"], preloaded=PRELOADED, pid=os.getpid(),
+                 basic_from_payload=basic.__file__.startswith(os.path.dirname(_modlib_path)))
 '''
 
 PLAY = """
@@ -206,7 +208,7 @@ PLAY = """
   gather_facts: false
   tasks:
     - name: Run the probe module
-      probe:
+      PROBE_MODULE:
         value: "{{ item }}"
       loop: [one, "tw\u00f6"]
       register: probe
@@ -215,27 +217,89 @@ PLAY = """
         that:
           - probe.results | map(attribute='value') | list == ['one', 'twö']
           - probe.results | map(attribute='preloaded') | list == [expect_preloaded | bool] * 2
+          # AnsibleModule from the server's import of this virtualenv's files, or from the payload's zip
+          - probe.results | map(attribute='basic_from_payload') | list == [not (expect_ansible_preloaded | bool)] * 2
           - probe.results | map(attribute='failed') | select | list == []
 """
 
 
+# A collection's module keeps the preloaded ansible.module_utils; a module from a library
+# directory (ansible.legacy.<name>: its payload carries ansible/legacy/, which this virtualenv's
+# `ansible` package lacks) imports the payload's own.
+@pytest.mark.parametrize("kind", ["collection", "library"])
 @pytest.mark.parametrize("through_server", [True, False], ids=["forkserver", "plain"])
-def test_an_ansible_module_gives_the_same_result_through_the_server(server, tmp_path, through_server):
+def test_an_ansible_module_gives_the_same_result_through_the_server(server, tmp_path, through_server, kind):
     site = [p for p in sys.path if p.endswith("site-packages")]
     installed = [os.path.join(p, "_mpc_forkserver.py") for p in site if os.path.exists(os.path.join(p, "_mpc_forkserver.py"))]
     assert installed, "make venv installs tools/module_forkserver.py into the virtualenv"
     with open(installed[0]) as copy, open(TOOL) as source:
         assert copy.read() == source.read(), "the virtualenv's copy is stale: run make venv"
+    modules = tmp_path / "collections" / "ansible_collections" / "probe" / "forkserver" / "plugins" / "modules"
+    modules.mkdir(parents=True)
+    (modules / "probe.py").write_text(MODULE)
     (tmp_path / "library").mkdir()
     (tmp_path / "library" / "probe.py").write_text(MODULE)
-    (tmp_path / "play.yml").write_text(PLAY)
+    module = "probe.forkserver.probe" if kind == "collection" else "probe"
+    (tmp_path / "play.yml").write_text(PLAY.replace("PROBE_MODULE", module))
     env = {k: v for k, v in os.environ.items() if k != "MPC_FORKSERVER"}
-    env.update(ANSIBLE_PIPELINING="1", ANSIBLE_LIBRARY=str(tmp_path / "library"), ANSIBLE_NOCOLOR="1")
+    env.update(ANSIBLE_PIPELINING="1", ANSIBLE_LIBRARY=str(tmp_path / "library"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_COLLECTIONS_PATH=str(tmp_path / "collections") + os.pathsep + env.get("ANSIBLE_COLLECTIONS_PATH", ""))
     if through_server:
         env["MPC_FORKSERVER"] = server
     proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,",
                            "-c", "local", "-e", "ansible_python_interpreter=" + sys.executable,
-                           "-e", "expect_preloaded=%s" % through_server, str(tmp_path / "play.yml")],
+                           "-e", "expect_preloaded=%s" % through_server,
+                           "-e", "expect_ansible_preloaded=%s" % (through_server and kind == "collection"),
+                           str(tmp_path / "play.yml")],
                           capture_output=True, text=True, cwd=str(tmp_path), env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "ok=2" in proc.stdout, proc.stdout[-3000:]
+
+def payload(files):
+    """A script shaped like an AnsiballZ payload (its zip in a `zip_data` line) that reports whether
+    the run kept the server's preloaded ansible.module_utils."""
+    import base64
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return ("import json, sys\n"
+            "print(json.dumps({'basic': 'ansible.module_utils.basic' in sys.modules, 'ansible': 'ansible' in sys.modules}))\n"
+            "zip_data='%s'\n" % base64.b64encode(buffer.getvalue()).decode())
+
+
+def installed_ansible_file(name):
+    import ansible
+
+    with open(os.path.join(os.path.dirname(os.path.dirname(ansible.__file__)), name), "rb") as handle:
+        return handle.read()
+
+
+@pytest.mark.parametrize("case, expect_kept", [
+    ("the same files", True),
+    ("the same files, AnsiballZ's own package stubs", True),
+    ("basic.py changed", False),
+    ("a file this virtualenv lacks", False),
+    ("a payload zip that does not decode", False),
+])
+def test_a_payload_keeps_the_preloaded_ansible_only_when_its_files_are_this_virtualenvs(server, case, expect_kept):
+    basic = installed_ansible_file("ansible/module_utils/basic.py")
+    files = {"ansible/module_utils/basic.py": basic,
+             "ansible/module_utils/common/warnings.py": installed_ansible_file("ansible/module_utils/common/warnings.py"),
+             "ansible_collections/ns/name/plugins/modules/probe.py": b"# a collection's module: never compared\n"}
+    if case == "the same files, AnsiballZ's own package stubs":
+        files["ansible/__init__.py"] = b"from pkgutil import extend_path\n__path__=extend_path(__path__,__name__)\n"
+        files["ansible/module_utils/__init__.py"] = b"from pkgutil import extend_path\n__path__=extend_path(__path__,__name__)\n"
+    elif case == "basic.py changed":
+        files["ansible/module_utils/basic.py"] = basic.replace(b"def ", b"def  ", 1)
+    elif case == "a file this virtualenv lacks":
+        files["ansible/module_utils/not_in_this_virtualenv.py"] = b"VALUE = 1\n"
+    script = payload(files)
+    if case == "a payload zip that does not decode":
+        script = script.replace("zip_data='", "zip_data='!!", 1)
+    rc, out, err = run(server, script)
+    assert rc == 0, err
+    assert json.loads(out) == {"basic": expect_kept, "ansible": expect_kept}
