@@ -9,7 +9,10 @@ then reports its ready state, as AWS does:
 
 Typical durations (AWS minutes, the middle of the range operators report and AWS documents):
 an EKS cluster 12 (10-15), a managed node group 4 (3-5), an RDS DB instance 7.5 (5-10), a NAT
-gateway 1.5 (1-2), a network load balancer 2.5 (2-3), an interface VPC endpoint 1.5 (1-2).
+gateway 1.5 (1-2), a network load balancer 2.5 (2-3), an interface VPC endpoint 1.5 (1-2); an
+update of an EKS cluster's configuration (endpoint access, logging, authentication mode, secrets
+encryption) 3 ("should finish within a few minutes", EKS API reference), reported ``InProgress``
+by ``DescribeUpdate`` meanwhile (sandbox/aws_standin_eks.py).
 
 Only the ready state is delayed: a status the server sets otherwise (DELETING, a fault of
 ``aws_standin_eks.nodegroup_fault``) is reported as set. moto itself then refuses what AWS refuses
@@ -34,6 +37,9 @@ RESOURCES = {
     "vpc_endpoint": (1.5, "moto.ec2.models.vpcs", "VPCEndPoint", "state", "available", "pending"),
 }
 
+# What takes time without a moto status attribute to delay: the stand-in asks delay_of().
+OTHER = {"eks_update": 3.0}
+
 _SCALE = {"seconds_per_minute": 0.0}
 
 
@@ -54,7 +60,7 @@ def scale_from_env(environ=None):
 def delay_of(kind, seconds_per_minute=None):
     """Seconds a new resource of ``kind`` stays in its transitional state."""
     scale = _SCALE["seconds_per_minute"] if seconds_per_minute is None else seconds_per_minute
-    return RESOURCES[kind][0] * scale
+    return (RESOURCES[kind][0] if kind in RESOURCES else OTHER[kind]) * scale
 
 
 class _Delayed:

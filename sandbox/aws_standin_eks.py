@@ -8,7 +8,11 @@ did not, in this order:
   settings into ``resourcesVpcConfig`` instead of replacing it (moto dropped the subnets), and
   refuses a request that changes nothing (``InvalidParameterException``, as EKS does);
   ``accessConfig.authenticationMode`` only moves CONFIG_MAP -> API_AND_CONFIG_MAP -> API.
-  Updates complete at once (status ``Successful``); ``DescribeUpdate`` reads them back.
+  Updates complete at once (status ``Successful``); ``DescribeUpdate`` reads them back. In
+  latency mode (sandbox/aws_latency.py) a cluster configuration update is ``InProgress`` for its
+  typical time, and another one asked for meanwhile is refused (``ResourceInUseException``), as
+  EKS runs one update of a cluster at a time; a node group asked for meanwhile is refused too
+  (``InvalidRequestException``, the cluster "is not in ACTIVE status").
 * ``AssociateEncryptionConfig`` (secrets envelope encryption; refused when already set).
 * Access entries: ``Create/Describe/List/Update/DeleteAccessEntry`` and
   ``Associate/Disassociate/ListAssociatedAccessPolicies``, refused with
@@ -30,8 +34,11 @@ from __future__ import annotations
 
 import datetime
 import json
+import time
 import uuid
 from urllib.parse import unquote
+
+from sandbox import aws_latency
 
 AUTH_ORDER = ["CONFIG_MAP", "API_AND_CONFIG_MAP", "API"]
 LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
@@ -69,12 +76,32 @@ def _state(cluster):
     return cluster._standin_access
 
 
+# The updates of the cluster itself (an add-on's are the add-on's): one at a time.
+CLUSTER_UPDATES = ("EndpointAccessUpdate", "LoggingUpdate", "AccessConfigUpdate", "AssociateEncryptionConfig")
+
+
 def _update(cluster, kind, params):
     update = {"id": str(uuid.uuid4()), "status": "Successful", "type": kind,
               "params": [{"type": k, "value": v if isinstance(v, str) else json.dumps(v)} for k, v in params],
               "createdAt": _now(), "errors": []}
     _state(cluster)["updates"][update["id"]] = update
+    _state(cluster).setdefault("started", {})[update["id"]] = time.monotonic()
+    return _as_reported(cluster, update)
+
+
+def _as_reported(cluster, update):
+    """The update as EKS reports it now: a cluster update is InProgress for its typical time (latency mode)."""
+    started = _state(cluster).get("started", {}).get(update["id"], 0.0)
+    if update["type"] in CLUSTER_UPDATES and time.monotonic() < started + aws_latency.delay_of("eks_update"):
+        return dict(update, status="InProgress")
     return update
+
+
+def _refuse_while_updating(cluster):
+    for update in _state(cluster)["updates"].values():
+        if _as_reported(cluster, update)["status"] == "InProgress":
+            _fail("ResourceInUseException", "Cluster has an update in progress (%s %s)" % (update["type"], update["id"]),
+                  clusterName=cluster.name)
 
 
 def _enabled_log_types(logging):
@@ -149,6 +176,20 @@ def extend_eks():
 
     EKSBackend.describe_nodegroup = describe_nodegroup
 
+    original_create_nodegroup = EKSBackend.create_nodegroup
+
+    def create_nodegroup(self, cluster_name, *args, **kwargs):
+        # EKS refuses a node group while the cluster makes an update (eksctl#2244: "Cluster '<name>'
+        # is not in ACTIVE status", InvalidRequestException), so a deploy makes its updates first.
+        cluster = self.clusters.get(cluster_name)
+        if cluster is not None and any(_as_reported(cluster, u)["status"] == "InProgress"
+                                       for u in _state(cluster)["updates"].values()):
+            _fail("InvalidRequestException", "Cluster '%s' is not in ACTIVE status" % cluster_name,
+                  clusterName=cluster_name)
+        return original_create_nodegroup(self, cluster_name, *args, **kwargs)
+
+    EKSBackend.create_nodegroup = create_nodegroup
+
     def cluster_of(response):
         name = response._get_param("name") or response._get_param("clusterName")
         return response.eks_backend.describe_cluster(name=unquote(name))
@@ -162,6 +203,7 @@ def extend_eks():
         given = [k for k, v in (("resourcesVpcConfig", vpc_change), ("logging", logging), ("accessConfig", access)) if v]
         if len(given) != 1:
             _fail("InvalidParameterException", "Only one type of update can be allowed.", clusterName=cluster.name)
+        _refuse_while_updating(cluster)
         if vpc_change:
             current = cluster.resources_vpc_config
             wanted = dict(current)
@@ -216,10 +258,11 @@ def extend_eks():
         update = _state(cluster)["updates"].get(update_id)
         if update is None:
             _fail("ResourceNotFoundException", "No update found for ID: %s" % update_id, clusterName=cluster.name)
-        return ActionResult({"update": update})
+        return ActionResult({"update": _as_reported(cluster, update)})
 
     def associate_encryption_config(self):
         cluster = cluster_of(self)
+        _refuse_while_updating(cluster)
         config = self._get_param("encryptionConfig") or []
         if cluster.encryption_config:
             _fail("InvalidParameterException", "Encryption is already enabled on the cluster", clusterName=cluster.name)

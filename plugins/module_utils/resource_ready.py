@@ -21,6 +21,8 @@ KINDS = {
                     ("failed", "incompatible-parameters", "incompatible-network", "storage-full", "deleting",
                      "inaccessible-encryption-credentials", "restore-error"), "InstanceCreateTime", "5-10 min"),
     "nat_gateway": ("NAT gateway", "available", ("failed", "deleting", "deleted"), "CreateTime", "1-2 min"),
+    # an update of a cluster's configuration ("should finish within a few minutes", EKS API reference)
+    "eks_update": ("EKS update", "Successful", ("Failed", "Cancelled"), "createdAt", "a few minutes"),
 }
 
 
@@ -28,7 +30,7 @@ def state_of(kind, description):
     """The state of a described resource (None when it does not exist)."""
     if description is None:
         return None
-    key = {"eks_cluster": "status", "eks_nodegroup": "status", "db_instance": "DBInstanceStatus",
+    key = {"eks_cluster": "status", "eks_nodegroup": "status", "eks_update": "status", "db_instance": "DBInstanceStatus",
            "nat_gateway": "State"}[kind]
     return description.get(key)
 
@@ -41,6 +43,22 @@ def verdict(kind, state):
     if state is None or state in failed:
         return "failed"
     return "waiting"
+
+
+def display_name(kind, name, description=None, cluster_name=None):
+    """How a progress line names the resource: an EKS update by its type, cluster and id."""
+    if kind == "eks_update":
+        return "%s of cluster %s (%s)" % ((description or {}).get("type") or "update", cluster_name or "?", name)
+    return name
+
+
+def failure(kind, description, cluster_name=None):
+    """Why a resource in a failed state failed, where AWS says it (an EKS update's errors); else None."""
+    if kind != "eks_update" or not description or not description.get("errors"):
+        return None
+    errors = "; ".join("%s: %s" % (e.get("errorCode") or "error", e.get("errorMessage") or "") for e in description["errors"])
+    return "EKS update %s (%s) of cluster %s ended %s: %s" % (description.get("id"), description.get("type") or "?",
+                                                             cluster_name or "?", description.get("status"), errors)
 
 
 def age_seconds(kind, description, now=None):

@@ -18,8 +18,11 @@ description:
     log types and the envelope encryption of Kubernetes secrets.
   - C(community.aws.eks_cluster) 10 carries none of these; this module covers them with
     C(UpdateClusterConfig), C(AssociateEncryptionConfig) and the access entry API.
-  - EKS takes one kind of change per update and one update at a time; the module waits for each
-    update before the next. The authentication mode only moves C(CONFIG_MAP) -> C(API_AND_CONFIG_MAP)
+  - EKS takes one kind of change per update and one update at a time (each takes a few minutes); the
+    module waits for each update before the next. With O(wait=false) it makes the changes up to and
+    including the next update only and returns that update as RV(pending_update), for the playbook to
+    wait on it with progress (M(threshold_kms.mpc_party.resource_ready), O(kind=eks_update)) and call
+    the module again until RV(pending_update) is null. The authentication mode only moves C(CONFIG_MAP) -> C(API_AND_CONFIG_MAP)
     -> C(API); the secrets encryption key cannot be changed once set. Asking for either is an error
     naming the option, before any change.
   - Access policy names are turned into ARNs in the partition of the caller (from STS), not C(arn:aws).
@@ -94,8 +97,14 @@ options:
   secrets_encryption_key_arn:
     description: KMS key that envelope-encrypts Kubernetes secrets. Set once; EKS cannot change or remove it.
     type: str
+  wait:
+    description:
+      - Wait for each update before starting the next (silently, up to O(wait_timeout) each). V(false)
+        starts at most one update and returns it as RV(pending_update) without waiting.
+    type: bool
+    default: true
   wait_timeout:
-    description: Seconds to wait for each cluster update.
+    description: Seconds to wait for each cluster update (O(wait=true)).
     type: int
     default: 1200
 author:
@@ -127,8 +136,24 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+pending_update:
+  description:
+    - The update this run started and did not wait for (O(wait=false)); null when there is none, which
+      is when the cluster is as asked (or, in check mode, always).
+  returned: always
+  type: dict
+  contains:
+    id:
+      description: The update id (M(threshold_kms.mpc_party.resource_ready) O(name)).
+      type: str
+    type:
+      description: C(AccessConfigUpdate), C(LoggingUpdate), C(AssociateEncryptionConfig) or C(EndpointAccessUpdate).
+      type: str
+  sample: {"id": "7551c64b-1d27-4b1e-9f8e-c45f056eb6fd", "type": "LoggingUpdate"}
 calls:
-  description: The EKS calls made (or, in check mode, that would be made), in order, with their parameters.
+  description:
+    - The EKS calls made (or, in check mode, that would be made), in order, with their parameters; with
+      O(wait=false), those of this run only (up to the update it started).
   returned: always
   type: list
   elements: dict
@@ -255,6 +280,7 @@ def main():
             logging_types=dict(type="list", elements="str",
                                choices=["api", "audit", "authenticator", "controllerManager", "scheduler"]),
             secrets_encryption_key_arn=dict(type="str", no_log=False),
+            wait=dict(type="bool", default=True),
             wait_timeout=dict(type="int", default=1200),
         ),
         supports_check_mode=True,
@@ -298,17 +324,22 @@ def main():
     # could cut off this very run.
     endpoint = [c for c in cluster_calls if "resourcesVpcConfig" in c[1]]
     ordered = [c for c in cluster_calls if c not in endpoint] + entry_calls + endpoint
-    done = [{"call": call, "params": request} for call, request in ordered]
     if module.check_mode or not ordered:
-        module.exit_json(changed=bool(ordered), calls=done, cluster_access=summary(cluster, current))
+        module.exit_json(changed=bool(ordered), calls=[{"call": call, "params": request} for call, request in ordered],
+                         cluster_access=summary(cluster, current), pending_update=None)
 
+    done, pending = [], None
     for call, request in ordered:
+        done.append({"call": call, "params": request})
         try:
-            if call in ("update_cluster_config",):
-                update = eks.update_cluster_config(aws_retry=True, name=name, **request)["update"]
-                wait_for_update(module, eks, name, update["id"])
-            elif call == "associate_encryption_config":
-                update = eks.associate_encryption_config(aws_retry=True, clusterName=name, **request)["update"]
+            if call in ("update_cluster_config", "associate_encryption_config"):
+                if call == "update_cluster_config":
+                    update = eks.update_cluster_config(aws_retry=True, name=name, **request)["update"]
+                else:
+                    update = eks.associate_encryption_config(aws_retry=True, clusterName=name, **request)["update"]
+                if not params["wait"]:
+                    pending = {"id": update["id"], "type": update.get("type")}
+                    break  # one update at a time: the playbook waits for it, then calls again
                 wait_for_update(module, eks, name, update["id"])
             else:
                 getattr(eks, call)(aws_retry=True, clusterName=name, **request)
@@ -319,7 +350,7 @@ def main():
         current = read_entries(eks, name) if mode_after != "CONFIG_MAP" else {}
     except aws_errors() as e:
         module.fail_json_aws(e, msg="Could not read cluster %s back" % name)
-    module.exit_json(changed=True, calls=done, cluster_access=summary(cluster, current))
+    module.exit_json(changed=True, calls=done, cluster_access=summary(cluster, current), pending_update=pending)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ description:
     steady interval (Ansible's retry line; the C(threshold_kms.mpc_party.progress) callback adds RV(progress))
     instead of staying silent - the modules that create these resources wait without a word.
   - Fails at once, with the state, when the resource is in a state it will not leave by waiting
-    (C(FAILED), C(CREATE_FAILED), C(DEGRADED), C(failed), C(deleting) ...) or does not exist.
+    (C(FAILED), C(CREATE_FAILED), C(DEGRADED), C(failed), C(deleting), an update C(Failed) or C(Cancelled)
+    with EKS's errors ...) or does not exist.
   - In check mode it describes once and never waits (a resource check mode did not create is RV(exists=false),
     RV(ready=true)).
 options:
@@ -27,13 +28,15 @@ options:
     description: What to wait for.
     type: str
     required: true
-    choices: [eks_cluster, eks_nodegroup, db_instance, nat_gateway]
+    choices: [eks_cluster, eks_nodegroup, eks_update, db_instance, nat_gateway]
   name:
-    description: The cluster name, node group name, DB instance identifier or NAT gateway id.
+    description:
+      - The cluster name, node group name, EKS update id (what C(UpdateClusterConfig) or
+        C(AssociateEncryptionConfig) returned), DB instance identifier or NAT gateway id.
     type: str
     required: true
   cluster_name:
-    description: The node group's cluster (O(kind=eks_nodegroup) only).
+    description: The node group's or the update's cluster (O(kind=eks_nodegroup) and O(kind=eks_update) only).
     type: str
   poll_interval:
     description: Seconds between two describes.
@@ -77,7 +80,7 @@ exists:
   returned: always
   type: bool
 ready:
-  description: Whether it is in its ready state (C(ACTIVE), C(available)).
+  description: Whether it is in its ready state (C(ACTIVE), C(available), an update C(Successful)).
   returned: always
   type: bool
 state:
@@ -126,6 +129,8 @@ def describe(module, client):
         if kind == "eks_nodegroup":
             return client.describe_nodegroup(aws_retry=True, clusterName=module.params["cluster_name"],
                                               nodegroupName=name)["nodegroup"]
+        if kind == "eks_update":
+            return client.describe_update(aws_retry=True, name=module.params["cluster_name"], updateId=name)["update"]
         if kind == "db_instance":
             return client.describe_db_instances(aws_retry=True, DBInstanceIdentifier=name)["DBInstances"][0]
         found = client.describe_nat_gateways(aws_retry=True, NatGatewayIds=[name])["NatGateways"]
@@ -136,11 +141,12 @@ def describe(module, client):
         module.fail_json_aws(e, msg="Could not describe %s %s" % (rr.KINDS[kind][0], name))
 
 
-def result(kind, name, description):
+def result(kind, name, description, cluster_name=None):
     state = rr.state_of(kind, description)
     age = rr.age_seconds(kind, description)
+    shown = rr.display_name(kind, name, description, cluster_name)
     out = dict(changed=False, exists=description is not None, ready=rr.verdict(kind, state) == "ready",
-               progress=rr.progress_line(kind, name, state, age))
+               progress=rr.progress_line(kind, shown, state, age))
     if description is not None:
         out.update(state=state, resource=camel_dict_to_snake_dict(description, ignore_list=["tags", "Tags"]))
         if age is not None:
@@ -157,27 +163,28 @@ def main():
             poll_interval=dict(type="int", default=15),
             report_after=dict(type="int", default=60),
         ),
-        required_if=[("kind", "eks_nodegroup", ["cluster_name"])],
+        required_if=[("kind", "eks_nodegroup", ["cluster_name"]), ("kind", "eks_update", ["cluster_name"])],
         supports_check_mode=True,
     )
     kind, name = module.params["kind"], module.params["name"]
     if module.params["poll_interval"] < 1 or module.params["report_after"] < 0:
         module.fail_json(msg="poll_interval must be at least 1 and report_after at least 0 (seconds); got %s and %s"
                          % (module.params["poll_interval"], module.params["report_after"]))
-    service = {"eks_cluster": "eks", "eks_nodegroup": "eks", "db_instance": "rds", "nat_gateway": "ec2"}[kind]
+    service = {"eks_cluster": "eks", "eks_nodegroup": "eks", "eks_update": "eks", "db_instance": "rds",
+               "nat_gateway": "ec2"}[kind]
     client = aws_retry.client(module, service)
 
     started = time.monotonic()
     while True:
         description = describe(module, client)
-        out = result(kind, name, description)
+        out = result(kind, name, description, module.params["cluster_name"])
         if module.check_mode and description is None:
             out["ready"] = True  # check mode created nothing: nothing to wait for
             module.exit_json(**out)
         verdict = rr.verdict(kind, out.get("state"))
         if verdict == "failed":
             # a node group says why (CREATE_FAILED, DEGRADED: its health issues and what to do)
-            why = ngu.health_failure(description) if kind == "eks_nodegroup" else None
+            why = ngu.health_failure(description) if kind == "eks_nodegroup" else rr.failure(kind, description, module.params["cluster_name"])
             module.fail_json(msg=why or "%s; waiting will not make it ready" % out["progress"], **out)
         if verdict == "ready" or module.check_mode:
             module.exit_json(**out)

@@ -8,7 +8,8 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import eks_access
-from ansible_collections.threshold_kms.mpc_party.plugins.modules import eks_addon, eks_cluster_access
+from ansible_collections.threshold_kms.mpc_party.plugins.modules import eks_addon, eks_cluster_access, resource_ready
+from sandbox import aws_latency
 
 REGION = "eu-west-1"
 MOTO_PORT_BASE = 17100  # + the xdist worker number; the moto_url fixture is in conftest.py
@@ -98,6 +99,70 @@ def test_apply_then_rerun_is_unchanged(aws, capsys):
 
     again = run(eks_cluster_access, aws, capsys, name=name, **ACCESS)
     assert again["changed"] is False and again["calls"] == []
+
+
+def test_without_wait_each_run_makes_the_changes_up_to_one_update_and_the_next_run_carries_on(aws, capsys):
+    stepwise, at_once = new_cluster(aws, "access-stepwise"), new_cluster(aws, "access-at-once")
+    started = []
+    for _step in range(6):
+        out = run(eks_cluster_access, aws, capsys, name=stepwise, wait=False, **ACCESS)
+        if out["pending_update"] is None:
+            break
+        assert out["changed"] is True and out["calls"], out
+        # the update started is this run's last call: nothing after it until EKS has made it
+        assert out["calls"][-1]["call"] in ("update_cluster_config", "associate_encryption_config"), out["calls"]
+        assert all(c["call"] not in ("update_cluster_config", "associate_encryption_config") for c in out["calls"][:-1])
+        started.append(out["pending_update"]["type"])
+        update = aws["eks"].describe_update(name=stepwise, updateId=out["pending_update"]["id"])["update"]
+        assert update["type"] == out["pending_update"]["type"]
+    # the authentication mode before the entries that need it, the endpoint (which may cut off this
+    # very run) last; the run after the last update has nothing left to do
+    assert started == ["AccessConfigUpdate", "LoggingUpdate", "AssociateEncryptionConfig", "EndpointAccessUpdate"]
+    assert out["changed"] is False and out["calls"] == []
+    # the same end state as one run that waits for each update
+    waited = run(eks_cluster_access, aws, capsys, name=at_once, **ACCESS)
+    assert waited["pending_update"] is None
+    assert out["cluster_access"] == waited["cluster_access"]
+
+
+def test_an_update_is_in_progress_for_a_few_minutes_and_the_wait_reports_it(aws, capsys, monkeypatch):
+    # the stand-in in latency mode for updates only: 0.5 s per AWS minute, an update InProgress for 1.5 s
+    monkeypatch.setitem(aws_latency._SCALE, "seconds_per_minute", 0.5)
+    name = new_cluster(aws, "access-slow")
+    args = dict(name=name, wait=False, logging_types=["api"], endpoint_private_access=True)
+    first = run(eks_cluster_access, aws, capsys, **args)
+    pending = first["pending_update"]
+    assert pending["type"] == "LoggingUpdate", first
+    waiting = run(resource_ready, aws, capsys, kind="eks_update", name=pending["id"], cluster_name=name,
+                  poll_interval=1, report_after=0)
+    assert (waiting["ready"], waiting["state"]) == (False, "InProgress"), waiting
+    assert waiting["progress"].startswith("EKS update LoggingUpdate of cluster %s (%s): InProgress, created "
+                                          % (name, pending["id"])), waiting["progress"]
+    assert waiting["progress"].endswith("(AWS typically takes a few minutes)")
+    # EKS makes one update of a cluster at a time
+    with pytest.raises(aws["eks"].exceptions.ResourceInUseException):
+        aws["eks"].update_cluster_config(name=name, resourcesVpcConfig={"endpointPrivateAccess": True})
+    # and no node group meanwhile (so a deploy makes the updates before its node group)
+    with pytest.raises(aws["eks"].exceptions.InvalidRequestException, match="not in ACTIVE status"):
+        aws["eks"].create_nodegroup(clusterName=name, nodegroupName="early", subnets=["subnet-0a"],
+                                    nodeRole="arn:aws:iam::%s:role/nodes" % ACCOUNT)
+    done = run(resource_ready, aws, capsys, kind="eks_update", name=pending["id"], cluster_name=name,
+               poll_interval=1, report_after=30)
+    assert (done["ready"], done["state"]) == (True, "Successful"), done
+    second = run(eks_cluster_access, aws, capsys, **args)
+    assert second["pending_update"]["type"] == "EndpointAccessUpdate", second
+    done = run(resource_ready, aws, capsys, kind="eks_update", name=second["pending_update"]["id"], cluster_name=name,
+               poll_interval=1, report_after=30)
+    assert done["ready"], done
+    aws["eks"].create_nodegroup(clusterName=name, nodegroupName="after", subnets=["subnet-0a"],
+                                nodeRole="arn:aws:iam::%s:role/nodes" % ACCOUNT)
+
+
+def test_the_wait_for_an_update_eks_does_not_know_fails_at_once(aws, capsys):
+    name = new_cluster(aws, "access-no-update")
+    out = run(resource_ready, aws, capsys, kind="eks_update", name="0f0f0f0f-0000-0000-0000-000000000000",
+              cluster_name=name, poll_interval=1, report_after=30)
+    assert out["failed"] is True and "absent" in out["msg"], out
 
 
 def test_policies_follow_the_list_and_purge_spares_node_roles_and_the_caller(aws, capsys):

@@ -29,6 +29,8 @@ ROLE = "arn:aws:iam::123456789012:role/nodes"
     ("db_instance", "available", "ready"), ("db_instance", "backing-up", "waiting"),
     ("db_instance", "incompatible-parameters", "failed"),
     ("nat_gateway", "pending", "waiting"), ("nat_gateway", "failed", "failed"), ("nat_gateway", "available", "ready"),
+    ("eks_update", "InProgress", "waiting"), ("eks_update", "Successful", "ready"), ("eks_update", "Failed", "failed"),
+    ("eks_update", "Cancelled", "failed"),
 ])
 def test_verdict(kind, state, expected):
     assert rr.verdict(kind, state) == expected
@@ -44,6 +46,17 @@ def test_age_and_the_progress_line():
     assert rr.progress_line("nat_gateway", "nat-1", "available", 75) == "NAT gateway nat-1: available (created 1m 15s ago)"
     assert rr.age_seconds("eks_cluster", {"status": "ACTIVE"}) is None
     assert rr.duration(None) == "?" and rr.duration(9.6) == "10s"
+
+
+def test_an_eks_update_is_named_by_its_type_and_cluster_and_a_failed_one_says_why():
+    update = {"id": "u-1", "type": "EndpointAccessUpdate", "status": "Failed",
+              "errors": [{"errorCode": "AccessDenied", "errorMessage": "not authorized to use the key"}]}
+    assert rr.display_name("eks_update", "u-1", update, "kms-p1") == "EndpointAccessUpdate of cluster kms-p1 (u-1)"
+    assert rr.display_name("eks_cluster", "kms-p1", {"status": "ACTIVE"}) == "kms-p1"
+    assert rr.failure("eks_update", update, "kms-p1") == (
+        "EKS update u-1 (EndpointAccessUpdate) of cluster kms-p1 ended Failed: AccessDenied: not authorized to use the key")
+    assert rr.failure("eks_update", dict(update, errors=[]), "kms-p1") is None
+    assert rr.failure("eks_cluster", {"status": "FAILED"}) is None
 
 
 # ------------------------------------------------------------------ the module against moto
