@@ -8,7 +8,8 @@ did not, in this order:
   settings into ``resourcesVpcConfig`` instead of replacing it (moto dropped the subnets), and
   refuses a request that changes nothing (``InvalidParameterException``, as EKS does);
   ``accessConfig.authenticationMode`` only moves CONFIG_MAP -> API_AND_CONFIG_MAP -> API.
-  Updates complete at once (status ``Successful``); ``DescribeUpdate`` reads them back. In
+  Updates complete at once (status ``Successful``); ``DescribeUpdate`` and ``ListUpdates`` read
+  them back. In
   latency mode (sandbox/aws_latency.py) a cluster configuration update is ``InProgress`` for its
   typical time, and another one asked for meanwhile is refused (``ResourceInUseException``), as
   EKS runs one update of a cluster at a time; a node group asked for meanwhile is refused too
@@ -141,6 +142,7 @@ def extend_eks():
     dispatch = urls.response.dispatch
     for path in (
         "{0}/clusters/(?P<name>[^/]+)/updates/(?P<updateId>[^/]+)$",
+        "{0}/clusters/(?P<name>[^/]+)/updates$",
         "{0}/clusters/(?P<name>[^/]+)/encryption-config/associate$",
         "{0}/clusters/(?P<name>[^/]+)/access-entries$",
         "{0}/clusters/(?P<name>[^/]+)/access-entries/(?P<principalArn>.+)/access-policies/(?P<policyArn>.+)$",
@@ -259,6 +261,13 @@ def extend_eks():
         if update is None:
             _fail("ResourceNotFoundException", "No update found for ID: %s" % update_id, clusterName=cluster.name)
         return ActionResult({"update": _as_reported(cluster, update)})
+
+    def list_updates(self):
+        cluster = cluster_of(self)
+        wanted = self._get_param("addonName") or self._get_param("nodegroupName")
+        ids = [u["id"] for u in _state(cluster)["updates"].values()
+               if (u["type"] == "AddonUpdate") == bool(wanted)]
+        return ActionResult({"updateIds": ids})
 
     def associate_encryption_config(self):
         cluster = cluster_of(self)
@@ -437,7 +446,7 @@ def extend_eks():
         del _state(cluster)["addons"][addon["addonName"]]
         return ActionResult({"addon": dict(addon, status="DELETING")})
 
-    for function in (update_cluster_config, describe_update, associate_encryption_config,
+    for function in (update_cluster_config, describe_update, list_updates, associate_encryption_config,
                      create_access_entry, describe_access_entry, list_access_entries, update_access_entry,
                      delete_access_entry, associate_access_policy, list_associated_access_policies,
                      disassociate_access_policy, create_addon, describe_addon, list_addons, update_addon,

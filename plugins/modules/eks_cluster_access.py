@@ -138,8 +138,9 @@ EXAMPLES = r"""
 RETURN = r"""
 pending_update:
   description:
-    - The update this run started and did not wait for (O(wait=false)); null when there is none, which
-      is when the cluster is as asked (or, in check mode, always).
+    - The update this run started and did not wait for (O(wait=false)), or the update an earlier run
+      started that EKS is still making (this run then made no change it would have made after it);
+      null when there is none, which is when the cluster is as asked (or, in check mode, always).
   returned: always
   type: dict
   contains:
@@ -246,6 +247,25 @@ def summary(cluster, entries):
     }
 
 
+UPDATE_CALLS = ("update_cluster_config", "associate_encryption_config")  # each an EKS update
+
+
+def update_in_progress(eks, name):
+    """The update of the cluster itself that EKS is making now (an earlier run's), or None."""
+    ids, token = [], None
+    while True:
+        page = eks.list_updates(aws_retry=True, name=name, **({"nextToken": token} if token else {}))
+        ids += page.get("updateIds") or []
+        token = page.get("nextToken")
+        if not token:
+            break
+    for update_id in ids:
+        update = eks.describe_update(aws_retry=True, name=name, updateId=update_id)["update"]
+        if update.get("status") == "InProgress" and update.get("type") != "AddonUpdate":
+            return update
+    return None
+
+
 def wait_for_update(module, eks, name, update_id):
     deadline = time.time() + module.params["wait_timeout"]
     while True:
@@ -293,7 +313,9 @@ def main():
     if errors:
         module.fail_json(msg="eks_cluster_access: " + "; ".join(errors))
 
-    eks = aws_retry.client(module, "eks", extra_codes=["ResourceInUseException"])
+    # Waiting, an update still in progress (EKS makes one at a time) is retried; without waiting it is
+    # returned as the pending update, for the playbook to wait on with progress.
+    eks = aws_retry.client(module, "eks", extra_codes=["ResourceInUseException"] if params["wait"] else [])
     sts = aws_retry.client(module, "sts")
     try:
         caller = sts.get_caller_identity(aws_retry=True)["Arn"]
@@ -332,7 +354,7 @@ def main():
     for call, request in ordered:
         done.append({"call": call, "params": request})
         try:
-            if call in ("update_cluster_config", "associate_encryption_config"):
+            if call in UPDATE_CALLS:
                 if call == "update_cluster_config":
                     update = eks.update_cluster_config(aws_retry=True, name=name, **request)["update"]
                 else:
@@ -343,14 +365,22 @@ def main():
                 wait_for_update(module, eks, name, update["id"])
             else:
                 getattr(eks, call)(aws_retry=True, clusterName=name, **request)
-        except aws_errors() as e:
+        except is_boto3_error_code("ResourceInUseException") as e:
+            # an update an earlier run started (and did not see end) is still in progress
+            running = None if params["wait"] or call not in UPDATE_CALLS else update_in_progress(eks, name)
+            if running is None:
+                module.fail_json_aws(e, msg="EKS %s on cluster %s failed (%s)" % (call, name, request), calls=done)
+            done.pop()  # not made: the playbook waits for the running update, then calls again
+            pending = {"id": running["id"], "type": running.get("type")}
+            break
+        except aws_errors() as e:  # pylint: disable=duplicate-except
             module.fail_json_aws(e, msg="EKS %s on cluster %s failed (%s)" % (call, name, request), calls=done)
     try:
         cluster = eks.describe_cluster(aws_retry=True, name=name)["cluster"]
         current = read_entries(eks, name) if mode_after != "CONFIG_MAP" else {}
     except aws_errors() as e:
         module.fail_json_aws(e, msg="Could not read cluster %s back" % name)
-    module.exit_json(changed=True, calls=done, cluster_access=summary(cluster, current), pending_update=pending)
+    module.exit_json(changed=bool(done), calls=done, cluster_access=summary(cluster, current), pending_update=pending)
 
 
 if __name__ == "__main__":

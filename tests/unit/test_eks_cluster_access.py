@@ -158,6 +158,23 @@ def test_an_update_is_in_progress_for_a_few_minutes_and_the_wait_reports_it(aws,
                                 nodeRole="arn:aws:iam::%s:role/nodes" % ACCOUNT)
 
 
+def test_an_update_an_interrupted_run_left_in_progress_is_returned_to_wait_on(aws, capsys, monkeypatch):
+    monkeypatch.setitem(aws_latency._SCALE, "seconds_per_minute", 0.5)  # an update InProgress for 1.5 s
+    name = new_cluster(aws, "access-interrupted")
+    # an earlier run started the logging update, then was stopped before it ended
+    earlier = aws["eks"].update_cluster_config(name=name, logging={"clusterLogging": [
+        {"types": ["api"], "enabled": True}]})["update"]
+    assert earlier["status"] == "InProgress"
+    out = run(eks_cluster_access, aws, capsys, name=name, wait=False, logging_types=["api"], endpoint_private_access=True)
+    assert out["pending_update"] == {"id": earlier["id"], "type": "LoggingUpdate"}, out
+    assert out["changed"] is False and out["calls"] == []  # the endpoint change waits for it
+    done = run(resource_ready, aws, capsys, kind="eks_update", name=earlier["id"], cluster_name=name,
+               poll_interval=1, report_after=30)
+    assert done["state"] == "Successful", done
+    out = run(eks_cluster_access, aws, capsys, name=name, wait=False, logging_types=["api"], endpoint_private_access=True)
+    assert out["pending_update"]["type"] == "EndpointAccessUpdate" and out["changed"] is True, out
+
+
 def test_the_wait_for_an_update_eks_does_not_know_fails_at_once(aws, capsys):
     name = new_cluster(aws, "access-no-update")
     out = run(resource_ready, aws, capsys, kind="eks_update", name="0f0f0f0f-0000-0000-0000-000000000000",
