@@ -9,8 +9,7 @@ did not, in this order:
   refuses a request that changes nothing (``InvalidParameterException``, as EKS does);
   ``accessConfig.authenticationMode`` only moves CONFIG_MAP -> API_AND_CONFIG_MAP -> API.
   Updates complete at once (status ``Successful``); ``DescribeUpdate`` and ``ListUpdates`` read
-  them back. In
-  latency mode (sandbox/aws_latency.py) a cluster configuration update is ``InProgress`` for its
+  them back. In latency mode (sandbox/aws_latency.py) a cluster configuration update is ``InProgress`` for its
   typical time, and another one asked for meanwhile is refused (``ResourceInUseException``), as
   EKS runs one update of a cluster at a time; a node group asked for meanwhile is refused too
   (``InvalidRequestException``, the cluster "is not in ACTIVE status").
@@ -98,11 +97,17 @@ def _as_reported(cluster, update):
     return update
 
 
+def _running_update(cluster):
+    """The update the cluster is making now (latency mode), or None."""
+    return next((u for u in _state(cluster)["updates"].values() if _as_reported(cluster, u)["status"] == "InProgress"),
+                None)
+
+
 def _refuse_while_updating(cluster):
-    for update in _state(cluster)["updates"].values():
-        if _as_reported(cluster, update)["status"] == "InProgress":
-            _fail("ResourceInUseException", "Cluster has an update in progress (%s %s)" % (update["type"], update["id"]),
-                  clusterName=cluster.name)
+    update = _running_update(cluster)
+    if update is not None:
+        _fail("ResourceInUseException", "Cluster has an update in progress (%s %s)" % (update["type"], update["id"]),
+              clusterName=cluster.name)
 
 
 def _enabled_log_types(logging):
@@ -184,8 +189,7 @@ def extend_eks():
         # EKS refuses a node group while the cluster makes an update (eksctl#2244: "Cluster '<name>'
         # is not in ACTIVE status", InvalidRequestException), so a deploy makes its updates first.
         cluster = self.clusters.get(cluster_name)
-        if cluster is not None and any(_as_reported(cluster, u)["status"] == "InProgress"
-                                       for u in _state(cluster)["updates"].values()):
+        if cluster is not None and _running_update(cluster) is not None:
             _fail("InvalidRequestException", "Cluster '%s' is not in ACTIVE status" % cluster_name,
                   clusterName=cluster_name)
         return original_create_nodegroup(self, cluster_name, *args, **kwargs)
