@@ -19,6 +19,12 @@ did not, in this order:
   ``InvalidRequestException`` while the authentication mode is CONFIG_MAP.
 * Add-ons: ``Create/Describe/Update/Delete/ListAddons`` with ``configurationValues`` kept as
   sent; no add-on software runs.
+* ``CreateCluster`` takes ``accessConfig`` (moto dropped it): the authentication mode, and
+  ``bootstrapClusterCreatorAdminPermissions`` (default true), which with a mode other than
+  CONFIG_MAP gives the creating IAM principal (the role behind an assumed-role caller) a STANDARD
+  access entry with AmazonEKSClusterAdminPolicy, as EKS does. Endpoint access and log types given
+  at creation are kept in the shape DescribeCluster reports them (no public CIDRs with the public
+  endpoint off; enabled and disabled log types listed).
 * ``DescribeCluster`` carries ``accessConfig`` (CONFIG_MAP for a cluster created without one,
   as EKS's API default) and ``endpointPublicAccess``/``endpointPrivateAccess`` defaults
   (public on, private off).
@@ -124,6 +130,42 @@ def _enabled_log_types(logging):
 NODEGROUP_FAULTS = {}
 
 
+def _add_entry(cluster, principal, kind="STANDARD", groups=(), tags=None, username=None):
+    """A new access entry of ``principal`` (an IAM role or user ARN) on ``cluster``."""
+    parts = principal.split(":")
+    entry = {
+        "clusterName": cluster.name, "principalArn": principal, "kubernetesGroups": list(groups),
+        "accessEntryArn": "arn:%s:eks:%s:%s:access-entry/%s/%s/%s/%s/%s" % (
+            parts[1], cluster.arn.split(":")[3], cluster.arn.split(":")[4], cluster.name,
+            parts[5].split("/")[0], parts[4], parts[5].split("/")[-1], uuid.uuid4().hex[:8]),
+        "createdAt": _now(), "modifiedAt": _now(), "tags": tags or {},
+        "username": username or principal, "type": kind,
+    }
+    state = _state(cluster)
+    state["entries"][principal] = entry
+    state["policies"][principal] = {}
+    return entry
+
+
+def _creator(response):
+    """The IAM principal that makes this request: an assumed role's role, or the IAM user (STS's
+    answer for the request's access key, the caller ``GetCallerIdentity`` would name)."""
+    from moto.sts.models import sts_backends
+    _user_id, arn, _account = sts_backends[response.current_account][response.partition].get_caller_identity(
+        response.get_access_key(), response.region)
+    parts = arn.split(":")
+    if parts[5].startswith("assumed-role/"):
+        return "arn:%s:iam::%s:role/%s" % (parts[1], parts[4], parts[5].split("/")[1])
+    return "arn:%s:iam::%s:%s" % (parts[1], parts[4], parts[5])
+
+
+def _logging_as_reported(enabled):
+    """``logging`` as DescribeCluster shows it: the enabled types, then the disabled ones."""
+    entries = [{"types": sorted(enabled), "enabled": True},
+               {"types": sorted(set(LOG_TYPES) - set(enabled)), "enabled": False}]
+    return {"clusterLogging": [e for e in entries if e["types"]]}
+
+
 def nodegroup_fault(name, status, issues=()):
     """From now on node groups named ``name`` report ``status`` with ``issues`` ([{code, message,
     resourceIds}]); ``status=None`` ends the fault (the group reports ACTIVE again)."""
@@ -200,6 +242,34 @@ def extend_eks():
         name = response._get_param("name") or response._get_param("clusterName")
         return response.eks_backend.describe_cluster(name=unquote(name))
 
+    original_create_cluster = EKSResponse.create_cluster
+
+    def create_cluster(self):
+        access = self._get_param("accessConfig") or {}
+        mode = access.get("authenticationMode") or "CONFIG_MAP"
+        if mode not in AUTH_ORDER:
+            _fail("InvalidParameterException", "Unsupported authentication mode %s" % mode,
+                  clusterName=self._get_param("name"))
+        vpc = self._get_param("resourcesVpcConfig") or {}
+        if vpc.get("endpointPublicAccess") is False and vpc.get("endpointPrivateAccess") is False:
+            _fail("InvalidParameterException", "At least one of endpointPublicAccess or endpointPrivateAccess must be true.",
+                  clusterName=self._get_param("name"))
+        result = original_create_cluster(self)
+        cluster = self.eks_backend.clusters[self._get_param("name")]
+        bootstrap = access.get("bootstrapClusterCreatorAdminPermissions", True)
+        cluster.access_config = {"authenticationMode": mode, "bootstrapClusterCreatorAdminPermissions": bootstrap}
+        state = _state(cluster)
+        if not cluster.resources_vpc_config.get("endpointPublicAccess"):
+            cluster.resources_vpc_config.pop("publicAccessCidrs", None)
+        cluster.logging = _logging_as_reported(_enabled_log_types(cluster.logging))
+        if mode != "CONFIG_MAP" and bootstrap:
+            creator = _creator(self)
+            _add_entry(cluster, creator)
+            admin = "arn:%s:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy" % creator.split(":")[1]
+            state["policies"][creator][admin] = {"policyArn": admin, "accessScope": {"type": "cluster"},
+                                                 "associatedAt": _now(), "modifiedAt": _now()}
+        return result
+
     # ------------------------------------------------------------ cluster configuration
     def update_cluster_config(self):
         cluster = cluster_of(self)
@@ -239,10 +309,7 @@ def extend_eks():
             if before == after:
                 _fail("InvalidParameterException", "No changes needed for the logging config provided",
                       clusterName=cluster.name)
-            cluster.logging = {"clusterLogging": [
-                {"types": sorted(after), "enabled": True},
-                {"types": sorted(set(LOG_TYPES) - after), "enabled": False}]}
-            cluster.logging["clusterLogging"] = [e for e in cluster.logging["clusterLogging"] if e["types"]]
+            cluster.logging = _logging_as_reported(after)
             update = _update(cluster, "LoggingUpdate", [("ClusterLogging", logging.get("clusterLogging", []))])
         else:
             _state(cluster)
@@ -312,19 +379,9 @@ def extend_eks():
         parts = principal.split(":")
         if len(parts) < 6 or parts[2] != "iam":
             _fail("InvalidParameterException", "The principalArn parameter format is not valid", clusterName=cluster.name)
-        kind = self._get_param("type") or "STANDARD"
-        name = parts[5].split("/")[-1]
-        entry = {
-            "clusterName": cluster.name, "principalArn": principal,
-            "kubernetesGroups": self._get_param("kubernetesGroups") or [],
-            "accessEntryArn": "arn:%s:eks:%s:%s:access-entry/%s/%s/%s/%s/%s" % (
-                parts[1], cluster.arn.split(":")[3], cluster.arn.split(":")[4], cluster.name,
-                parts[5].split("/")[0], parts[4], name, uuid.uuid4().hex[:8]),
-            "createdAt": _now(), "modifiedAt": _now(), "tags": self._get_param("tags") or {},
-            "username": self._get_param("username") or principal, "type": kind,
-        }
-        state["entries"][principal] = entry
-        state["policies"][principal] = {}
+        entry = _add_entry(cluster, principal, kind=self._get_param("type") or "STANDARD",
+                           groups=self._get_param("kubernetesGroups") or [], tags=self._get_param("tags") or {},
+                           username=self._get_param("username"))
         return ActionResult({"accessEntry": entry})
 
     def describe_access_entry(self):
@@ -450,7 +507,7 @@ def extend_eks():
         del _state(cluster)["addons"][addon["addonName"]]
         return ActionResult({"addon": dict(addon, status="DELETING")})
 
-    for function in (update_cluster_config, describe_update, list_updates, associate_encryption_config,
+    for function in (create_cluster, update_cluster_config, describe_update, list_updates, associate_encryption_config,
                      create_access_entry, describe_access_entry, list_access_entries, update_access_entry,
                      delete_access_entry, associate_access_policy, list_associated_access_policies,
                      disassociate_access_policy, create_addon, describe_addon, list_addons, update_addon,

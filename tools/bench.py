@@ -8,9 +8,9 @@ Figures:
      infrastructure (eks_cluster, nitro_nodegroup, vault_buckets, connector_db with enable_rds) as
      deploy_party.yml runs it, its long waits overlapped (tools/bench_overlap.yml), and the same
      roles one after another (tools/bench_sequential.yml), each on fresh stand-ins; against the
-     critical path's waits (EKS cluster, the updates of its access settings one at a time - EKS
-     creates no node group while one runs - then node group) - the waits' poll interval scaled
-     like the waits (15 s per AWS minute);
+     critical path's waits (EKS cluster, any update of its access settings the run made, one at
+     a time - EKS creates no node group while one runs; none on a cluster created with them - then
+     node group) - the waits' poll interval scaled like the waits (15 s per AWS minute);
   2. wall time of deploying ALL 13 parties of inventories/sandbox13 from one controller with
      forks (without prss_init), on fresh stand-ins, and the ratio to the 4-party first deploy;
   3. the first start of the 4-party sandbox as `make sandbox` runs it: a deploy (the service names

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: threshold_kms.mpc_party contributors
 # Apache License 2.0 (see LICENSE)
-"""Decisions of eks_cluster_access and eks_addon, as pure functions (unit-tested directly).
+"""Decisions of eks_control_plane, eks_cluster_access and eks_addon, as pure functions (unit-tested directly).
 
 What EKS allows, and so what these plans respect:
 
@@ -9,6 +9,8 @@ What EKS allows, and so what these plans respect:
   authentication mode) and runs one update at a time; a call that changes nothing is refused.
 * The authentication mode only moves CONFIG_MAP -> API_AND_CONFIG_MAP -> API.
 * Secrets encryption can be switched on once (AssociateEncryptionConfig), never changed or removed.
+* ``CreateCluster`` takes all of these at once (``accessConfig``, ``logging``, ``encryptionConfig``,
+  the endpoint fields of ``resourcesVpcConfig``): a cluster created with them needs no update.
 * Access entries of type STANDARD are the ones people and automation use; EKS itself creates
   entries of other types (EC2_LINUX for managed node groups' node roles, ...): never purged here.
 """
@@ -116,6 +118,28 @@ def validate(params):
             elif (scope == "namespace") != bool(namespaces):
                 errors.append("%s.namespaces: required with scope namespace, and only then" % pwhere)
     return errors
+
+
+def create_settings(params):
+    """The fields of a ``CreateCluster`` request that give a new cluster the access settings of
+    ``params`` from the start, so that :func:`plan_cluster` finds nothing to update afterwards (each
+    update takes EKS a few minutes): ``(request fields, resourcesVpcConfig fields)``. Options left
+    unset are left to EKS's defaults, as :func:`plan_cluster` leaves them."""
+    request, vpc = {}, {}
+    if params.get("authentication_mode"):
+        request["accessConfig"] = {"authenticationMode": params["authentication_mode"]}
+    if params.get("logging_types"):
+        request["logging"] = {"clusterLogging": [{"types": sorted(set(params["logging_types"])), "enabled": True}]}
+    if params.get("secrets_encryption_key_arn"):
+        request["encryptionConfig"] = [{"resources": ["secrets"],
+                                        "provider": {"keyArn": params["secrets_encryption_key_arn"]}}]
+    for field, option in (("endpointPublicAccess", "endpoint_public_access"),
+                          ("endpointPrivateAccess", "endpoint_private_access")):
+        if params.get(option) is not None:
+            vpc[field] = bool(params[option])
+    if params.get("public_access_cidrs") and params.get("endpoint_public_access") is not False:
+        vpc["publicAccessCidrs"] = sorted(params["public_access_cidrs"])
+    return request, vpc
 
 
 def plan_cluster(cluster, params):

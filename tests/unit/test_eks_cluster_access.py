@@ -1,5 +1,5 @@
-"""eks_cluster_access and eks_addon, run in-process against the AWS stand-in (moto + the EKS
-extension of sandbox/aws_standin_eks.py), and their planning functions directly."""
+"""eks_control_plane, eks_cluster_access and eks_addon, run in-process against the AWS stand-in
+(moto + the EKS extension of sandbox/aws_standin_eks.py), and their planning functions directly."""
 import json
 import os
 
@@ -8,7 +8,8 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.threshold_kms.mpc_party.plugins.module_utils import eks_access
-from ansible_collections.threshold_kms.mpc_party.plugins.modules import eks_addon, eks_cluster_access, resource_ready
+from ansible_collections.threshold_kms.mpc_party.plugins.modules import (eks_addon, eks_cluster_access, eks_control_plane,
+                                                                       resource_ready)
 from sandbox import aws_latency
 
 REGION = "eu-west-1"
@@ -59,6 +60,86 @@ ACCESS = dict(
     logging_types=["api", "audit", "authenticator"],
     secrets_encryption_key_arn="arn:aws:kms:eu-west-1:%s:key/0f1e2d3c-aaaa-bbbb-cccc-000000000001" % ACCOUNT,
 )
+
+
+SETTINGS = {k: v for k, v in ACCESS.items() if k != "access_entries"}  # what CreateCluster takes
+
+
+def create(aws, capsys, name, check=False, **settings):
+    return run(eks_control_plane, aws, capsys, check=check, name=name, version="1.32",
+               role_arn="arn:aws:iam::%s:role/%s-cluster" % (ACCOUNT, name), subnets=["subnet-0a", "subnet-0b"],
+               security_groups=["sg-0c"], tags={"party": "p1"}, **settings)
+
+
+def caller_principal(aws):
+    # moto names a caller it does not know arn:aws:sts::<account>:user/moto; the IAM user is the principal
+    arn = boto3.client("sts", endpoint_url=aws["url"], region_name=REGION).get_caller_identity()["Arn"]
+    return arn.replace(":sts::", ":iam::")
+
+
+@pytest.mark.parametrize("settings", [
+    SETTINGS,
+    dict(SETTINGS, endpoint_public_access=True, public_access_cidrs=["203.0.113.0/24"], logging_types=["audit"]),
+    dict(authentication_mode="API", endpoint_private_access=True, logging_types=[]),
+], ids=["private-endpoint-encrypted", "public-cidrs", "api-mode-no-logs"])
+def test_a_cluster_created_with_its_settings_needs_no_update_after(aws, capsys, settings):
+    name = "created-%d" % len(aws["eks"].list_clusters()["clusters"])
+    out = create(aws, capsys, name, **settings)
+    assert out["changed"] is True and out["status"] in ("CREATING", "ACTIVE"), out
+    assert out["request"]["accessConfig"] == {"authenticationMode": settings["authentication_mode"]}
+    # eks_cluster_access finds nothing to update: only the access entries are left to make
+    entries = dict(settings, access_entries=ACCESS["access_entries"])
+    plan = run(eks_cluster_access, aws, capsys, check=True, name=name, **entries)
+    assert {c["call"] for c in plan["calls"]} == {"create_access_entry", "associate_access_policy"}, plan["calls"]
+    made = run(eks_cluster_access, aws, capsys, name=name, wait=False, **entries)
+    assert made["pending_update"] is None and made["changed"] is True
+    assert aws["eks"].list_updates(name=name)["updateIds"] == []
+    # the creator is a cluster admin through its own access entry (EKS's default at creation)
+    creator = caller_principal(aws)
+    assert sorted(made["cluster_access"]["access_entries"]) == sorted([OPS, AWX, creator])
+    assert made["cluster_access"]["access_entries"][creator]["policies"] == {ADMIN: {"type": "cluster"}}
+    cluster = aws["eks"].describe_cluster(name=name)["cluster"]
+    assert cluster["version"] == "1.32" and cluster["tags"] == {"party": "p1"}
+    assert sorted(cluster["resourcesVpcConfig"]["subnetIds"]) == ["subnet-0a", "subnet-0b"]
+    # and a second run of each changes nothing
+    again = create(aws, capsys, name, **settings)
+    assert again["changed"] is False and again["request"] == {} and again["name"] == name
+    assert run(eks_cluster_access, aws, capsys, name=name, **entries)["changed"] is False
+
+
+def test_a_cluster_created_with_the_settings_matches_one_updated_to_them(aws, capsys):
+    created = create(aws, capsys, "created-vs-updated", **SETTINGS)["name"]
+    updated = new_cluster(aws, "updated-vs-created")
+    assert run(eks_cluster_access, aws, capsys, name=updated, **ACCESS)["changed"] is True
+    both = [run(eks_cluster_access, aws, capsys, name=n, **ACCESS)["cluster_access"] for n in (created, updated)]
+    for access in both:
+        access.pop("access_entries")  # the created one has its creator's entry too
+    assert both[0] == both[1]
+
+
+def test_check_mode_creates_nothing_and_shows_the_request(aws, capsys):
+    out = create(aws, capsys, "created-check", check=True, **SETTINGS)
+    assert out["changed"] is True
+    vpc = out["request"]["resourcesVpcConfig"]
+    assert (vpc["endpointPublicAccess"], vpc["endpointPrivateAccess"]) == (False, True) and "publicAccessCidrs" not in vpc
+    assert out["request"]["encryptionConfig"][0]["provider"]["keyArn"] == SETTINGS["secrets_encryption_key_arn"]
+    assert out["request"]["logging"] == {"clusterLogging": [{"types": ["api", "audit", "authenticator"], "enabled": True}]}
+    assert "created-check" not in aws["eks"].list_clusters()["clusters"]
+
+
+def test_creating_needs_a_role_and_two_subnets_and_an_existing_network_is_not_changed(aws, capsys):
+    out = run(eks_control_plane, aws, capsys, name="created-without-role", subnets=["subnet-0a"])
+    assert out["failed"] is True and "role_arn: required" in out["msg"] and "subnets: two or more" in out["msg"]
+    assert "created-without-role" not in aws["eks"].list_clusters()["clusters"]
+    name = create(aws, capsys, "created-network")["name"]
+    out = run(eks_control_plane, aws, capsys, name=name, subnets=["subnet-0a", "subnet-0z"], security_groups=["sg-0c"])
+    assert out["failed"] is True and out["msg"].startswith("eks_control_plane: subnets: cluster created-network has "
+                                                           "subnet-0a, subnet-0b"), out["msg"]
+    out = run(eks_control_plane, aws, capsys, name=name, endpoint_public_access=False, endpoint_private_access=False)
+    assert out["failed"] is True and "at least one must be true" in out["msg"]
+    # another version is reported, not upgraded (the role names its variable; upgrades are deliberate)
+    out = run(eks_control_plane, aws, capsys, name=name, version="1.33", subnets=["subnet-0b", "subnet-0a"])
+    assert out["changed"] is False and out["version"] == "1.32" and out["request"] == {}
 
 
 def test_check_mode_plans_everything_and_changes_nothing(aws, capsys):
