@@ -33,9 +33,11 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 # - tools/module_forkserver.py: module tasks also import boto3 and the kubernetes client in every
 #   new process; under `make test` and `make check` they run in processes forked from one that
 #   imported those once.
-$(HOOKS): tools/zipimport_cache.py tools/module_forkserver.py $(STAMP)
+# - tools/module_deps_cache.py: every ansible-playbook run parses each module and its module_utils
+#   again to find what to put in the module's payload; it keeps what each source imports.
+$(HOOKS): tools/zipimport_cache.py tools/module_forkserver.py tools/module_deps_cache.py $(STAMP)
 	site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
-	for hook in zipimport_cache:zipimport_cache module_forkserver:forkserver; do \
+	for hook in zipimport_cache:zipimport_cache module_forkserver:forkserver module_deps_cache:module_deps_cache; do \
 	  name=_mpc_$${hook#*:} && cp tools/$${hook%%:*}.py $$site/$$name.py && \
 	  echo "import $$name" > $$site/$$name.pth && $(BIN)/python -m py_compile $$site/$$name.py || exit 1; \
 	done
