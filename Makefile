@@ -94,7 +94,7 @@ sandbox-down:
 # Unit tests, Molecule scenarios (tests/integration/test_molecule.py), the bad-input, fault
 # and security suites and the sandbox end to end, two at a time; suites that share stand-ins
 # carry an xdist group and stay on one worker.
-PYTEST_ARGS ?= --durations=15
+PYTEST_ARGS ?= --durations=30
 test: venv lint build
 	$(BIN)/python -m _mpc_forkserver run -- $(BIN)/python -m pytest tests -p no:cacheprovider -n 2 --dist loadgroup $(PYTEST_ARGS)
 

@@ -35,6 +35,16 @@ PRINCIPAL_RE = re.compile(r"^arn:(aws[a-z-]*):iam::([0-9]{12}):(role|user)/[\w+=
 KMS_KEY_RE = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/[\w/-]+$")
 
 
+# Argument spec of the settings documented by doc_fragments/eks_cluster_settings.py.
+SETTINGS_SPEC = dict(
+    endpoint_private_access=dict(type="bool"),
+    endpoint_public_access=dict(type="bool"),
+    public_access_cidrs=dict(type="list", elements="str"),
+    logging_types=dict(type="list", elements="str", choices=LOG_TYPES),
+    secrets_encryption_key_arn=dict(type="str", no_log=False),
+)
+
+
 class AccessInputError(ValueError):
     """An input that breaks a rule; the message names the field."""
 

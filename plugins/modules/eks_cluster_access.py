@@ -79,24 +79,6 @@ options:
         made for node roles (other types) and the caller's own entry are never deleted.
     type: bool
     default: false
-  endpoint_private_access:
-    description: Whether the API endpoint is reachable from inside the VPC.
-    type: bool
-  endpoint_public_access:
-    description: Whether the API endpoint is reachable from the internet (restricted by O(public_access_cidrs)).
-    type: bool
-  public_access_cidrs:
-    description: IPv4 CIDRs allowed to reach the public endpoint (only with the public endpoint on).
-    type: list
-    elements: str
-  logging_types:
-    description: Control-plane log types sent to CloudWatch Logs (others are switched off). Unset leaves them.
-    type: list
-    elements: str
-    choices: [api, audit, authenticator, controllerManager, scheduler]
-  secrets_encryption_key_arn:
-    description: KMS key that envelope-encrypts Kubernetes secrets. Set once; EKS cannot change or remove it.
-    type: str
   wait:
     description:
       - Wait for each update before starting the next (silently, up to O(wait_timeout) each). V(false)
@@ -110,6 +92,7 @@ options:
 author:
   - threshold_kms.mpc_party contributors
 extends_documentation_fragment:
+  - threshold_kms.mpc_party.eks_cluster_settings
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -294,13 +277,8 @@ def main():
             authentication_mode=dict(type="str", choices=["API", "API_AND_CONFIG_MAP"]),
             access_entries=dict(type="list", elements="dict", default=[], options=entry_spec),
             purge_access_entries=dict(type="bool", default=False),
-            endpoint_private_access=dict(type="bool"),
-            endpoint_public_access=dict(type="bool"),
-            public_access_cidrs=dict(type="list", elements="str"),
-            logging_types=dict(type="list", elements="str",
-                               choices=["api", "audit", "authenticator", "controllerManager", "scheduler"]),
-            secrets_encryption_key_arn=dict(type="str", no_log=False),
             wait=dict(type="bool", default=True),
+            **eks_access.SETTINGS_SPEC,
             wait_timeout=dict(type="int", default=1200),
         ),
         supports_check_mode=True,

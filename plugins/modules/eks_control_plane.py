@@ -56,27 +56,10 @@ options:
     description: C(API_AND_CONFIG_MAP) or C(API); EKS's API default is C(CONFIG_MAP), without access entries.
     type: str
     choices: [API, API_AND_CONFIG_MAP]
-  endpoint_private_access:
-    description: Whether the API endpoint is reachable from inside the VPC (EKS's default is off).
-    type: bool
-  endpoint_public_access:
-    description: Whether the API endpoint is reachable from the internet (EKS's default is on).
-    type: bool
-  public_access_cidrs:
-    description: IPv4 CIDRs allowed to reach the public endpoint (only with the public endpoint on).
-    type: list
-    elements: str
-  logging_types:
-    description: Control-plane log types sent to CloudWatch Logs.
-    type: list
-    elements: str
-    choices: [api, audit, authenticator, controllerManager, scheduler]
-  secrets_encryption_key_arn:
-    description: KMS key that envelope-encrypts Kubernetes secrets. EKS cannot change or remove it later.
-    type: str
 author:
   - threshold_kms.mpc_party contributors
 extends_documentation_fragment:
+  - threshold_kms.mpc_party.eks_cluster_settings
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -186,12 +169,7 @@ def main():
             security_groups=dict(type="list", elements="str", default=[]),
             tags=dict(type="dict", default={}),
             authentication_mode=dict(type="str", choices=["API", "API_AND_CONFIG_MAP"]),
-            endpoint_private_access=dict(type="bool"),
-            endpoint_public_access=dict(type="bool"),
-            public_access_cidrs=dict(type="list", elements="str"),
-            logging_types=dict(type="list", elements="str",
-                               choices=["api", "audit", "authenticator", "controllerManager", "scheduler"]),
-            secrets_encryption_key_arn=dict(type="str", no_log=False),
+            **eks_access.SETTINGS_SPEC,
         ),
         supports_check_mode=True,
     )
