@@ -143,6 +143,9 @@ def assert_first_deploy_and_rerun(deployed):
             text[-6000:]
         assert "WAITING: PRSS is not started on party %d (" % party in text, text[-6000:]
     assert "NewMpcEpoch" not in text
+    # each cluster was created with its access settings: no EKS update (a few minutes each on AWS,
+    # the node group waiting) - the wait for one prints "EKS update <type> of cluster <name> (<id>): ..."
+    assert not re.search(r"EKS update \w+ of cluster \S+ \(", text), re.findall(r"EKS update \w+ of cluster[^:]*", text)
     # the coordinators found the service every party offers, in the party's own region
     publish = deployed["publish"]
     assert publish.returncode == 0, publish.stdout + publish.stderr
