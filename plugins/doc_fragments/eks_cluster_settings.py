@@ -12,6 +12,10 @@ __metaclass__ = type
 class ModuleDocFragment(object):
     DOCUMENTATION = r"""
 options:
+  authentication_mode:
+    description: C(API_AND_CONFIG_MAP) or C(API); access entries need one of them (EKS's API default, C(CONFIG_MAP), has none).
+    type: str
+    choices: [API, API_AND_CONFIG_MAP]
   endpoint_private_access:
     description: Whether the API endpoint is reachable from inside the VPC (EKS's default is off).
     type: bool

@@ -37,6 +37,7 @@ KMS_KEY_RE = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/[
 
 # Argument spec of the settings documented by doc_fragments/eks_cluster_settings.py.
 SETTINGS_SPEC = dict(
+    authentication_mode=dict(type="str", choices=["API", "API_AND_CONFIG_MAP"]),
     endpoint_private_access=dict(type="bool"),
     endpoint_public_access=dict(type="bool"),
     public_access_cidrs=dict(type="list", elements="str"),
@@ -130,6 +131,14 @@ def validate(params):
     return errors
 
 
+def _enabled_logging(types):
+    return {"clusterLogging": [{"types": sorted(set(types)), "enabled": True}]}
+
+
+def _secrets_encryption(key_arn):
+    return [{"resources": ["secrets"], "provider": {"keyArn": key_arn}}]
+
+
 def create_settings(params):
     """The fields of a ``CreateCluster`` request that give a new cluster the access settings of
     ``params`` from the start, so that :func:`plan_cluster` finds nothing to update afterwards (each
@@ -139,10 +148,9 @@ def create_settings(params):
     if params.get("authentication_mode"):
         request["accessConfig"] = {"authenticationMode": params["authentication_mode"]}
     if params.get("logging_types"):
-        request["logging"] = {"clusterLogging": [{"types": sorted(set(params["logging_types"])), "enabled": True}]}
+        request["logging"] = _enabled_logging(params["logging_types"])
     if params.get("secrets_encryption_key_arn"):
-        request["encryptionConfig"] = [{"resources": ["secrets"],
-                                        "provider": {"keyArn": params["secrets_encryption_key_arn"]}}]
+        request["encryptionConfig"] = _secrets_encryption(params["secrets_encryption_key_arn"])
     for field, option in (("endpointPublicAccess", "endpoint_public_access"),
                           ("endpointPrivateAccess", "endpoint_private_access")):
         if params.get(option) is not None:
@@ -174,7 +182,7 @@ def plan_cluster(cluster, params):
                 enabled.update(item.get("types", []))
         wanted = set(params["logging_types"])
         if wanted != enabled:
-            logging = [{"types": sorted(wanted), "enabled": True}] if wanted else []
+            logging = _enabled_logging(wanted)["clusterLogging"] if wanted else []
             if enabled - wanted:
                 logging.append({"types": sorted(enabled - wanted), "enabled": False})
             calls.append(("update_cluster_config", {"logging": {"clusterLogging": logging}}))
@@ -184,8 +192,7 @@ def plan_cluster(cluster, params):
         current_keys = [c.get("provider", {}).get("keyArn") for c in cluster.get("encryptionConfig") or []
                         if "secrets" in c.get("resources", [])]
         if not current_keys:
-            calls.append(("associate_encryption_config",
-                          {"encryptionConfig": [{"resources": ["secrets"], "provider": {"keyArn": key}}]}))
+            calls.append(("associate_encryption_config", {"encryptionConfig": _secrets_encryption(key)}))
         elif key not in current_keys:
             raise AccessInputError(
                 "secrets_encryption_key_arn: the cluster's secrets are already encrypted with %s; EKS cannot change "

@@ -32,10 +32,6 @@ options:
     description: Name of the cluster.
     type: str
     required: true
-  authentication_mode:
-    description: C(API_AND_CONFIG_MAP) or C(API). Access entries need one of them.
-    type: str
-    choices: [API, API_AND_CONFIG_MAP]
   access_entries:
     description:
       - IAM principals given access to the cluster's API, each with its access policies. A listed
@@ -274,7 +270,6 @@ def main():
     module = AnsibleAWSModule(
         argument_spec=dict(
             name=dict(type="str", required=True),
-            authentication_mode=dict(type="str", choices=["API", "API_AND_CONFIG_MAP"]),
             access_entries=dict(type="list", elements="dict", default=[], options=entry_spec),
             purge_access_entries=dict(type="bool", default=False),
             wait=dict(type="bool", default=True),

@@ -52,10 +52,6 @@ options:
     description: Tags of a new cluster.
     type: dict
     default: {}
-  authentication_mode:
-    description: C(API_AND_CONFIG_MAP) or C(API); EKS's API default is C(CONFIG_MAP), without access entries.
-    type: str
-    choices: [API, API_AND_CONFIG_MAP]
 author:
   - threshold_kms.mpc_party contributors
 extends_documentation_fragment:
@@ -168,7 +164,6 @@ def main():
             subnets=dict(type="list", elements="str"),
             security_groups=dict(type="list", elements="str", default=[]),
             tags=dict(type="dict", default={}),
-            authentication_mode=dict(type="str", choices=["API", "API_AND_CONFIG_MAP"]),
             **eks_access.SETTINGS_SPEC,
         ),
         supports_check_mode=True,
