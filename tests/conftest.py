@@ -8,6 +8,8 @@ and the dependencies shipped in the `ansible` package.
 import os
 import sys
 
+import pytest
+
 # Test processes run gRPC clients and servers in-process (the KMS node simulator, kms_health) and
 # start stand-ins with subprocess's preexec_fn: with gRPC's fork support on (grpcio's default),
 # the child re-starts gRPC's poller thread after fork and, once in a while, crashes before exec
@@ -32,3 +34,26 @@ if ROOT not in sys.path:
 # Stand-ins that tools/sandbox starts for a test belong to this pytest process: they stop by
 # themselves once it has ended, however it ended (sandbox/owned.py).
 os.environ["SANDBOX_OWNER_PID"] = str(os.getpid())
+
+
+def module_fixture_group(item):
+    """The xdist group of a test that uses a module-scoped fixture of its own module, or None.
+
+    With `--dist loadgroup` the tests of a module are otherwise spread over the workers, and each
+    worker that gets one builds the module's fixtures again (a check-mode deploy, a render, a moto
+    account): the work is done once per worker instead of once. Such a module runs on one worker.
+    """
+    module_id = item.nodeid.split("::")[0]
+    for defs in getattr(item, "_fixtureinfo").name2fixturedefs.values():
+        if defs and defs[-1].scope == "module" and defs[-1].baseid == module_id:
+            return os.path.basename(module_id)[:-len(".py")]
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if next(item.iter_markers("xdist_group"), None) is None:
+            group = module_fixture_group(item)
+            if group:
+                item.add_marker(pytest.mark.xdist_group(group))

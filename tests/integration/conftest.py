@@ -64,10 +64,6 @@ SUITE_ORDER = ("test_first_start.py", "test_sandbox_e2e.py", "test_molecule.py",
 
 
 def pytest_collection_modifyitems(items):
-    for item in items:
-        if os.path.basename(str(item.fspath)) in ("test_bad_input.py", "test_faults.py", "test_security.py"):
-            item.add_marker(pytest.mark.xdist_group("standins"))
-
     def rank(item):
         name = os.path.basename(str(item.fspath))
         return SUITE_ORDER.index(name) if name in SUITE_ORDER else len(SUITE_ORDER)

@@ -19,6 +19,10 @@ from .standin_proxy import FaultProxy
 from tests.support.network_mutations import (FAKE_CA_PEM, both, drop_party, dup_party, host_set, net_set, party_del,
                                              party_set, party_set_from, port_of, service_name)
 
+# The suites sharing the integration conftest's stand-ins (test_bad_input, test_faults, test_security)
+# run on one xdist worker.
+pytestmark = pytest.mark.xdist_group("standins")
+
 PREFLIGHT = "threshold_kms.mpc_party.preflight : "
 
 

@@ -27,6 +27,10 @@ from sandbox.kms_sim.testing import SimNetwork
 from .conftest import PROXY_PORTS, ROOT, SIM_PORT_BASE, load_network, run_playbook
 from .standin_proxy import HANG, FaultProxy
 
+# The suites sharing the integration conftest's stand-ins (test_bad_input, test_faults, test_security)
+# run on one xdist worker.
+pytestmark = pytest.mark.xdist_group("standins")
+
 # Party 2: test_security deploys the party, so either order of the two modules works.
 PARTY_ID = 2
 PARTY = "party%d" % PARTY_ID

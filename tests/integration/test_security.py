@@ -23,6 +23,10 @@ from sandbox.kms_sim.faults import self_signed_cert
 
 from .conftest import BIN, ROOT, load_network, run_playbook, base_env
 
+# The suites sharing the integration conftest's stand-ins (test_bad_input, test_faults, test_security)
+# run on one xdist worker.
+pytestmark = pytest.mark.xdist_group("standins")
+
 DIGEST = "sha256:" + "5e" * 32  # a well-formed digest (the render only places it)
 KMS_KEY_ARN = "arn:aws:kms:eu-west-1:210000001111:key/0b8a5d8e-4d1c-4c55-9b1e-2b8f3c7d9e10"
 IRSA_ROLE_ARN = "arn:aws:iam::210000001111:role/zama-testnet-party1-kms"
