@@ -44,7 +44,8 @@ def module_fixture_group(item):
     account): the work is done once per worker instead of once. Such a module runs on one worker.
     """
     module_id = item.nodeid.split("::")[0]
-    for defs in getattr(item, "_fixtureinfo").name2fixturedefs.values():
+    info = getattr(item, "_fixtureinfo", None)  # test functions have it; other kinds of items use no fixture
+    for defs in (info.name2fixturedefs.values() if info is not None else ()):
         if defs and defs[-1].scope == "module" and defs[-1].baseid == module_id:
             return os.path.basename(module_id)[:-len(".py")]
     return None
