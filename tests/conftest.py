@@ -47,7 +47,7 @@ def module_fixture_group(item):
     info = getattr(item, "_fixtureinfo", None)  # test functions have it; other kinds of items use no fixture
     for defs in (info.name2fixturedefs.values() if info is not None else ()):
         if defs and defs[-1].scope == "module" and defs[-1].baseid == module_id:
-            return os.path.basename(module_id)[:-len(".py")]
+            return module_id  # the path: tests/unit and tests/integration hold modules of the same name
     return None
 
 

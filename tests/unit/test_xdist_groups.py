@@ -8,7 +8,8 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODULES = ("tests/integration/test_check_mode_deploy.py", "tests/unit/test_monitoring.py",
-           "tests/integration/test_faults.py", "tests/integration/test_first_start.py", "tests/unit/test_privatelink_filters.py")
+           "tests/integration/test_faults.py", "tests/integration/test_first_start.py", "tests/unit/test_privatelink_filters.py",
+           "tests/unit/test_lb_controller.py", "tests/integration/test_lb_controller.py")
 
 
 def collected_groups():
@@ -27,12 +28,15 @@ def test_tests_sharing_a_module_fixture_get_their_module_as_group():
         return dict((nodeid.split("::", 1)[1], g) for nodeid, g in groups.items() if nodeid.startswith(module + "::"))
 
     check_mode = of("tests/integration/test_check_mode_deploy.py")
-    assert check_mode["test_check_mode_runs_to_the_end"] == ["test_check_mode_deploy"]
-    assert check_mode["test_check_mode_leaves_the_account_empty"] == ["test_check_mode_deploy"]
+    assert check_mode["test_check_mode_runs_to_the_end"] == ["tests/integration/test_check_mode_deploy.py"]
+    assert check_mode["test_check_mode_leaves_the_account_empty"] == ["tests/integration/test_check_mode_deploy.py"]
     assert check_mode["test_mutating_classifies_requests"] == []  # uses no fixture: free to go anywhere
     monitoring = of("tests/unit/test_monitoring.py")
-    assert monitoring["test_alert_rules_parse[plain]"] == ["test_monitoring"]
-    assert monitoring["test_dashboard_references_only_metrics_that_exist"] == ["test_monitoring"]
+    assert monitoring["test_alert_rules_parse[plain]"] == ["tests/unit/test_monitoring.py"]
+    assert monitoring["test_dashboard_references_only_metrics_that_exist"] == ["tests/unit/test_monitoring.py"]
+    # two modules of the same name (unit and integration) are two groups, not one
+    for module in ("tests/unit/test_lb_controller.py", "tests/integration/test_lb_controller.py"):
+        assert [module] in of(module).values(), of(module)
     # explicit groups are kept, not joined with another: the shared stand-ins, the first start
     assert set(map(tuple, of("tests/integration/test_faults.py").values())) == {("standins",)}
     assert set(map(tuple, of("tests/integration/test_first_start.py").values())) == {("first_start",)}
